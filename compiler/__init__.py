@@ -1,0 +1,3 @@
+"""stackc: a compiler for self-hosted LLM stacks."""
+
+__version__ = "0.1.0"

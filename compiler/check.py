@@ -1,0 +1,391 @@
+"""Schema checking: pydantic does the validating, this module says it like a compiler.
+
+Pydantic reports errors against a `loc` path; the source tree knows where every path was
+written. Each error becomes one diagnostic on the exact span (or the nearest parent for a
+missing key) with a stable code and, for misspelled keys and values, a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from .diagnostics import Diagnostic
+from .source import Located, SpanIndex
+
+
+def did_you_mean(word: str, options: Sequence[str]) -> str | None:
+    if not isinstance(word, str):
+        return None
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[match[0]] if match else None
+
+
+def hint(word: str, options: Sequence[str], *, what: str = "") -> str | None:
+    close = did_you_mean(word, options)
+    if close is not None and close != word:
+        return f"did you mean `{close}`?"
+    return None
+
+
+def data_path(data: Any, loc: Sequence) -> tuple:
+    """Drop pydantic's own segments (union members, `[key]`) from an error location."""
+    path: list = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif (isinstance(node, dict) and isinstance(part, str) and i == len(loc) - 1 and part != "[key]"):
+            path.append(part)  # a missing or unknown key: it is the subject of the error
+            node = None
+        # anything else is pydantic's own (a union member, a validator), not a place in the file
+    return tuple(path)
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated/list/dict."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        out = []
+        for arg in typing.get_args(annotation):
+            out += _unwrap(arg)
+        return out
+    return [annotation]
+
+
+def _pick(annotation: Any, value: Any) -> Any:
+    """Follow one step into an annotation, choosing the union member the value is meant for."""
+    candidates = []
+    for t in _unwrap(annotation):
+        origin = typing.get_origin(t)
+        if origin in (list, tuple):
+            inner = typing.get_args(t)[0] if typing.get_args(t) else Any
+            candidates.append(("list", inner))
+        elif origin is dict:
+            candidates.append(("dict", typing.get_args(t)[1] if typing.get_args(t) else Any))
+        elif isinstance(t, type) and issubclass(t, BaseModel):
+            candidates.append(("model", t))
+    for kind, t in candidates:
+        if kind == "model" and isinstance(value, dict):
+            return t
+    for kind, inner in candidates:
+        if kind in ("list", "dict"):
+            return _Container(kind, inner)
+    return None
+
+
+class _Container:
+    def __init__(self, kind: str, inner: Any):
+        self.kind, self.inner = kind, inner
+
+
+def model_at_path(root: type[BaseModel], data: Any, path: Sequence) -> type[BaseModel] | None:
+    cls: Any = root
+    node = data
+    for part in path:
+        if isinstance(cls, _Container):
+            members = [t for t in _unwrap(cls.inner) if isinstance(t, type) and issubclass(t, BaseModel)]
+            child = node[part] if isinstance(node, (list, dict)) and _has(node, part) else None
+            cls = _choose_member(members, child)
+            node = child
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or not isinstance(part, str):
+            return None
+        field = cls.model_fields.get(part)
+        if field is None:
+            return None
+        child = node.get(part) if isinstance(node, dict) else None
+        cls = _pick(field.annotation, child)
+        node = child
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, list):
+        return isinstance(part, int) and 0 <= part < len(node)
+    return part in node
+
+
+def _choose_member(members: list[type[BaseModel]], value: Any) -> type[BaseModel] | None:
+    if not members:
+        return None
+    if len(members) == 1 or not isinstance(value, dict):
+        return members[0]
+    for m in members:  # discriminated by a Literal `tier`-like field
+        for name, f in m.model_fields.items():
+            args = typing.get_args(f.annotation)
+            if typing.get_origin(f.annotation) is typing.Literal and value.get(name) in args:
+                return m
+    return members[0]
+
+
+def describe(path: Sequence, data: Any) -> str:
+    """A phrase that tells the user which part of the spec a path is in."""
+    if not path:
+        return "at the top level"
+    if path[0] == "models" and len(path) >= 2 and isinstance(path[1], int):
+        name = _name_of(data, path[:2])
+        inner = ".".join(str(p) for p in path[2:-1])
+        where = f"model `{name}`" if name else f"`models[{path[1]}]`"
+        return f"in {where}" + (f" (`{inner}`)" if inner else "")
+    if path[0] == "environments" and len(path) >= 2:
+        rest = describe(path[2:], _get(data, path[:2]) or {})
+        return f"in environment `{path[1]}`" + ("" if rest == "at the top level" else f", {rest}")
+    parent = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path[:-1]).replace(".[", "[")
+    return f"in `{parent}`" if parent else "at the top level"
+
+
+def _get(data: Any, path: Sequence) -> Any:
+    node = data
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _name_of(data: Any, path: Sequence) -> str | None:
+    node = _get(data, path)
+    name = node.get("name") if isinstance(node, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _dotted(path: Sequence) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + str(p))
+    return out or "the document"
+
+
+_TYPE_WORDS = {
+    "int": "an integer", "float": "a number", "bool": "`true` or `false`", "string": "text",
+    "list": "a list", "dict": "a mapping", "model": "a mapping", "model_attributes": "a mapping",
+}
+
+
+def _expected_type(err_type: str) -> str | None:
+    for prefix, word in _TYPE_WORDS.items():
+        if err_type.startswith(prefix + "_") or err_type == prefix:
+            return word
+    return None
+
+
+def _found(value: Any) -> str:
+    from .spec import _kind
+
+    return _kind(value)
+
+
+def translate(exc: ValidationError, data: Any, spans: SpanIndex, root: type[BaseModel],
+              base_path: tuple = ()) -> list[Diagnostic]:
+    """Turn every pydantic error into a located diagnostic."""
+    out: list[Diagnostic] = []
+    seen = set()
+    for err in exc.errors(include_url=False):
+        d = _one(err, data, spans, root, base_path)
+        key = (d.code, d.span, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def _located(spans: SpanIndex, path: tuple) -> tuple[Located, bool]:
+    exact = spans.exact(path)
+    if exact is not None:
+        return exact, True
+    loc, _ = spans.nearest(path)
+    return loc, False
+
+
+def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_path: tuple) -> Diagnostic:
+    loc = err["loc"]
+    etype = err["type"]
+    ctx = err.get("ctx") or {}
+    path = data_path(data, loc)
+    full = base_path + path
+    value = _get(data, path)
+    where = describe(full, _root_data(data, base_path))
+    last = path[-1] if path else None
+    located, exact = _located(spans, full)
+
+    if "[key]" in loc:
+        span = located.key or located.value
+        return Diagnostic.error(
+            "SC207" if "secrets" in path or "environments" in path else "SC203",
+            f"`{last}` is not a valid name {where}",
+            span,
+            label="this name",
+            help=_pattern_help(ctx.get("pattern", ""), path),
+        )
+    if etype == "extra_forbidden":
+        cls = model_at_path(root, data, path[:-1])
+        options = sorted(cls.model_fields) if cls else []
+        return Diagnostic.error(
+            "SC201",
+            f"unknown key `{last}` {where}",
+            located.key or located.value,
+            label="not a known key",
+            help=hint(str(last), options) or (f"the keys here are {_list(options)}" if options else None),
+        )
+    if etype in ("missing", "union_tag_not_found"):
+        key = last if etype == "missing" else ctx.get("discriminator", "").strip("'")
+        parent_path = path[:-1] if etype == "missing" else path
+        parent_loc, _ = spans.nearest(base_path + parent_path)
+        cls = model_at_path(root, data, parent_path)
+        desc = ""
+        if cls and key in cls.model_fields and cls.model_fields[key].description:
+            desc = cls.model_fields[key].description
+        if key == "stack" and not parent_path:
+            return Diagnostic.error(
+                "SC208", "missing `stack:` format version", parent_loc.key or _first_line(parent_loc),
+                help="add `stack: v1` as the first line",
+            )
+        what = describe(base_path + parent_path + ("x",), _root_data(data, base_path))
+        return Diagnostic.error(
+            "SC202",
+            f"missing required key `{key}` {what}",
+            parent_loc.key or _first_line(parent_loc),
+            label=f"`{key}` is missing here",
+            help=f"add `{key}:`" + (f" ({desc[0].lower() + desc[1:].rstrip('.')})" if desc else ""),
+        )
+    if etype == "literal_error" or etype == "union_tag_invalid" or etype == "enum":
+        expected = re.findall(r"'([^']*)'", ctx.get("expected") or ctx.get("expected_tags") or "")
+        shown = value if etype != "union_tag_invalid" else ctx.get("tag")
+        if last == "stack" and len(path) == 1:
+            return Diagnostic.error(
+                "SC208", f"unsupported stack format `{shown}`", located.value,
+                label="this version", help="this stackc reads `stack: v1`",
+            )
+        span = located.value
+        if etype == "union_tag_invalid":
+            tag_loc = spans.exact(full + ("tier",))
+            span = tag_loc.value if tag_loc else span
+        return Diagnostic.error(
+            "SC204",
+            f"`{shown}` is not a valid `{last if etype != 'union_tag_invalid' else 'tier'}` {where}",
+            span,
+            label="not one of the accepted values",
+            help=hint(str(shown), expected) or f"expected {_list(expected)}",
+        )
+    if etype == "stackc_size":
+        return Diagnostic.error("SC205", f"{err['msg']} ({_dotted(path)})", located.value,
+                                label="not a size", help="sizes are `<number><unit>` with a unit of KiB, MiB, GiB, TiB, KB, MB, GB or TB, e.g. `64GiB`")
+    if etype == "stackc_secret_literal":
+        return Diagnostic.error(
+            "SC701", f"a secret value is written inline at `{_dotted(path)}`", located.value,
+            label="this looks like a secret value",
+            help="declare the name under `secrets:` and write `{secret: NAME}` here; set the value at deploy time",
+        )
+    if etype in ("stackc_dns_label", "stackc_unsafe_text"):
+        return Diagnostic.error("SC207", err["msg"], located.value, label="not a valid name",
+                                help=_name_help(etype, last))
+    if etype == "string_pattern_mismatch":
+        return Diagnostic.error(
+            "SC207", f"`{value}` is not a valid `{last}` {where}", located.value,
+            label="does not match the expected form", help=_pattern_help(ctx.get("pattern", ""), path),
+        )
+    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than",
+                 "too_short", "too_long", "string_too_long", "string_too_short"):
+        bound = {
+            "greater_than_equal": f"at least {ctx.get('ge')}", "greater_than": f"more than {ctx.get('gt')}",
+            "less_than_equal": f"at most {ctx.get('le')}", "less_than": f"less than {ctx.get('lt')}",
+            "too_short": f"at least {ctx.get('min_length')} item{'s' if ctx.get('min_length') != 1 else ''}",
+            "too_long": f"at most {ctx.get('max_length')} items",
+            "string_too_long": f"at most {ctx.get('max_length')} characters",
+            "string_too_short": f"at least {ctx.get('min_length')} characters",
+        }[etype]
+        shown = f"`{value}`" if not isinstance(value, (list, dict)) else f"`{last}`"
+        return Diagnostic.error("SC206", f"{shown} is out of range {where}: `{last}` must be {bound}",
+                                located.primary if isinstance(value, (list, dict)) else located.value,
+                                label=f"must be {bound}", help=_range_help(last, etype, ctx))
+    word = _expected_type(etype)
+    if etype.startswith("stackc_") or word:
+        msg = err["msg"] if etype.startswith("stackc_") else f"expected {word}, found {_found(value)}"
+        return Diagnostic.error(
+            "SC203", f"wrong type for `{last}` {where}: {msg}", located.primary if isinstance(value, (dict, list)) else located.value,
+            label=f"expected {word}" if word else "wrong type",
+            help=_type_help(root, data, path, word),
+        )
+    return Diagnostic.error("SC203", f"invalid value for `{last}` {where}: {err['msg'].lower()}",
+                            located.value, help="see `stackc schema` for the accepted values")
+
+
+def _root_data(data: Any, base_path: tuple) -> Any:
+    if not base_path:
+        return data
+    wrapped: Any = data
+    for part in reversed(base_path):
+        wrapped = {part: wrapped} if isinstance(part, str) else [wrapped]
+    return wrapped
+
+
+def _first_line(loc: Located):
+    s = loc.value
+    from .diagnostics import Span
+
+    return Span(s.file, s.line, s.col, s.line, s.col + 1)
+
+
+def _list(options: Sequence[str]) -> str:
+    quoted = [f"`{o}`" for o in options]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _name_help(etype: str, field: Any) -> str:
+    if etype == "stackc_dns_label":
+        return "names become container, unit and Kubernetes names: e.g. `chat`, `embed-small`"
+    return "write the identifier as it appears at its source, without spaces or shell characters"
+
+
+def _pattern_help(pattern: str, path: Sequence) -> str:
+    if "A-Z][A-Z0-9_" in pattern:
+        return "secret names are environment variable names: `A-Z`, `0-9` and `_`, e.g. `HF_TOKEN`"
+    if pattern.startswith("^/"):
+        return "write an absolute directory path, e.g. `/var/cache/stack/kv`"
+    if "https?" in pattern:
+        return "write the full base URL, e.g. `https://api.example.com/v1`"
+    return "see `stackc schema` for the accepted form"
+
+
+def _range_help(field: Any, etype: str, ctx: dict) -> str | None:
+    if field == "models" and etype == "too_short":
+        return "add at least one model under `models:`"
+    if field == "gpu_memory_utilization":
+        return "a share of each GPU between 0 and 1, e.g. `0.9`"
+    return None
+
+
+def _type_help(root: type[BaseModel], data: Any, path: Sequence, word: str | None) -> str | None:
+    cls = model_at_path(root, data, path[:-1])
+    if cls and path and path[-1] in cls.model_fields:
+        desc = cls.model_fields[path[-1]].description
+        if desc:
+            return f"`{path[-1]}`: {desc[0].lower()}{desc[1:]}"
+    return None
+
+
+def validate(cls: type[BaseModel], data: Any, spans: SpanIndex, base_path: tuple = ()):
+    """Validate `data` as `cls`; return (object or None, diagnostics)."""
+    try:
+        return cls.model_validate(data), []
+    except ValidationError as exc:
+        return None, translate(exc, data, spans, cls, base_path)

@@ -1,0 +1,286 @@
+"""The `stackc` command line: parse flags, call the library, choose the exit code.
+
+Exit codes (SPEC.md): 0 clean or warnings only, 1 errors in the spec, 2 usage errors (an
+unknown flag, a missing file, an unknown environment or code), 3 when `build --check` finds
+files that differ. Heavy modules are imported inside the commands that need them, so
+`stackc --help` stays fast. Bad input never ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="stackc",
+    help="A compiler for self-hosted LLM stacks: one spec in, checked at compile time, deployment files out.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class DiagFormat(str, Enum):
+    full = "full"
+    concise = "concise"
+    json = "json"
+    github = "github"
+
+
+class PlanFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class CatalogKind(str, Enum):
+    models = "models"
+    gpus = "gpus"
+    instances = "instances"
+
+
+def _target_names() -> list[str]:
+    from stackc.targets import REGISTRY
+
+    return sorted(REGISTRY) + ["all"]
+
+
+def _usage(message: str) -> "typer.Exit":
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(2)
+
+
+def _color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _print_diagnostics(diags, sources, fmt: DiagFormat, stream) -> None:
+    from .diagnostics import render
+
+    if fmt is DiagFormat.json or diags:
+        stream.write(render(fmt.value, diags, sources, color=_color(stream)))
+
+
+def _open(stack: str):
+    from .pipeline import open_spec
+
+    if not os.path.exists(stack):
+        raise _usage(f"`{stack}` does not exist")
+    if os.path.isdir(stack):
+        raise _usage(f"`{stack}` is a directory; pass the stack spec file")
+    return open_spec(stack, stack)
+
+
+def _check_env(session, env: Optional[str]) -> None:
+    if env is None or session.document is None:
+        return
+    names = session.environment_names
+    if env not in names:
+        from .check import did_you_mean
+
+        close = did_you_mean(env, names)
+        hint = f"; did you mean `{close}`?" if close else (f"; it defines {', '.join(f'`{n}`' for n in names)}" if names else "; it defines none")
+        raise _usage(f"[SC307] the spec has no environment `{env}`{hint}")
+
+
+def _collect(session, env, all_envs, include_base, upto="lower"):
+    from .diagnostics import merge_environments
+    from .pipeline import analyse, units
+
+    if session.document is None or any(d.is_error for d in session.diagnostics):
+        return [], sorted(session.diagnostics, key=lambda d: d.sort_key())
+    results = [analyse(session, e, upto) for e in units(session, env, all_envs, include_base)]
+    per_env = [(u.environment, session.diagnostics + u.diagnostics) for u in results]
+    if len(results) == 1 and results[0].environment is None:
+        merged = sorted(per_env[0][1], key=lambda d: d.sort_key())
+    else:
+        merged = merge_environments(per_env)
+    return results, merged
+
+
+def _guard(fn):
+    """Turn an unexpected exception into an SC000 diagnostic instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("STACKC_DEBUG"):
+                raise
+            sys.stderr.write(
+                f"error[SC000]: internal compiler error: {type(exc).__name__}: {exc}\n"
+                "  = help: this is a bug in stackc; please report it with the spec and the command "
+                "(set STACKC_DEBUG=1 for the traceback)\n")
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(f"stackc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+@_guard
+def validate(
+    stack: str = typer.Argument(..., help="The stack spec (YAML)."),
+    env: Optional[str] = typer.Option(None, "--env", "-e", help="Check one environment merged onto the base."),
+    all_envs: bool = typer.Option(False, "--all-envs", help="Check the base and every environment."),
+    fmt: DiagFormat = typer.Option(DiagFormat.full, "--format", "-f", help="Diagnostics format."),
+) -> None:
+    """Parse, check and plan the stack; print diagnostics. Exit 0 when clean or warnings only, 1 on errors."""
+    if env and all_envs:
+        raise _usage("use either --env or --all-envs")
+    session = _open(stack)
+    _check_env(session, env)
+    _, diags = _collect(session, env, all_envs, include_base=True, upto="plan")
+    _print_diagnostics(diags, session.sources, fmt, sys.stdout)
+    raise typer.Exit(1 if any(d.is_error for d in diags) else 0)
+
+
+@app.command()
+@_guard
+def build(
+    stack: str = typer.Argument(..., help="The stack spec (YAML)."),
+    target: str = typer.Option(..., "--target", "-t", help="compose, or all (one subdirectory per target)."),
+    env: Optional[str] = typer.Option(None, "--env", "-e", help="Build one environment."),
+    all_envs: bool = typer.Option(False, "--all-envs", help="Build every environment into DIR/<env>/."),
+    out: str = typer.Option("out", "--output", "-o", help="Output directory (default: ./out)."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 3 if the files on disk differ."),
+    fmt: DiagFormat = typer.Option(DiagFormat.full, "--format", "-f", help="Diagnostics format."),
+) -> None:
+    """Compile the stack and write the target's files."""
+    from .diagnostics import Diagnostic, merge_environments
+    from .output import OutputError, compare, write
+    from .pipeline import emit
+
+    names = _target_names()
+    if target not in names:
+        raise _usage(f"unknown target `{target}`; choose one of {', '.join(names)}")
+    if env and all_envs:
+        raise _usage("use either --env or --all-envs")
+    session = _open(stack)
+    _check_env(session, env)
+    results, diags = _collect(session, env, all_envs, include_base=False)
+    targets = [t for t in names if t != "all"] if target == "all" else [target]
+    files: dict[str, bytes] = {}
+    per_env: list[tuple[Optional[str], list[Diagnostic]]] = []
+    nested_env = all_envs and len(results) > 1 or (all_envs and results and results[0].environment is not None)
+    spec_name = os.path.basename(stack)
+    if results and all(u.ok for u in results):
+        for u in results:
+            env_diags: list[Diagnostic] = []
+            for t in targets:
+                artifacts, target_diags = emit(u, t, spec_name)
+                env_diags += target_diags
+                if artifacts is None:
+                    continue
+                prefix = "/".join(p for p in ((u.environment if nested_env else None), (t if target == "all" else None)) if p)
+                for rel, data in artifacts.items():
+                    files[f"{prefix}/{rel}" if prefix else rel] = data
+            per_env.append((u.environment, env_diags))
+        target_diags_all = merge_environments(per_env) if len(per_env) > 1 else (per_env[0][1] if per_env else [])
+        diags = sorted(diags + target_diags_all, key=lambda d: d.sort_key())
+    _print_diagnostics(diags, session.sources, fmt, sys.stderr)
+    if any(d.is_error for d in diags) or not files:
+        if not any(d.is_error for d in diags):
+            sys.stderr.write("error: nothing to build\n")
+        raise typer.Exit(1)
+    if check:
+        result = compare(out, files)
+        for label, paths in (("missing", result.missing), ("changed", result.changed), ("stale", result.stale)):
+            for p in paths:
+                sys.stdout.write(f"{label}: {os.path.join(out, p)}\n")
+        if not result.clean:
+            sys.stderr.write(f"error: {len(result.missing) + len(result.changed) + len(result.stale)} generated "
+                             f"file(s) in `{out}` are out of date; run `stackc build` without --check\n")
+            raise typer.Exit(3)
+        sys.stdout.write(f"{len(files)} files in `{out}` are up to date\n")
+        raise typer.Exit(0)
+    try:
+        written, removed = write(out, files)
+    except (OutputError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1)
+    for p in removed:
+        sys.stdout.write(f"removed {os.path.join(out, p)}\n")
+    sys.stdout.write(f"wrote {len(written)} files to {out}\n")
+    raise typer.Exit(0)
+
+
+@app.command()
+@_guard
+def plan(
+    stack: str = typer.Argument(..., help="The stack spec (YAML)."),
+    env: Optional[str] = typer.Option(None, "--env", "-e", help="Plan one environment."),
+    fmt: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Show the capacity plan: GPUs per replica, weights and KV cache per GPU, KV tokens, concurrency, cost."""
+    import json
+
+    from .plan_report import table
+
+    session = _open(stack)
+    _check_env(session, env)
+    results, diags = _collect(session, env, False, include_base=True, upto="plan")
+    _print_diagnostics(diags, session.sources, DiagFormat.full, sys.stderr)
+    unit = results[0] if results else None
+    if unit is None or unit.plan is None:
+        raise typer.Exit(1)
+    if fmt is PlanFormat.json:
+        sys.stdout.write(json.dumps(unit.plan.as_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(table(unit.plan))
+    raise typer.Exit(1 if any(d.is_error for d in diags) else 0)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the stack spec."""
+    import json
+
+    from .spec import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+@_guard
+def catalog(kind: CatalogKind = typer.Argument(..., help="models, gpus or instances.")) -> None:
+    """List what the built-in catalog knows (extend it with STACKC_CATALOG=file.json)."""
+    from .plan_report import catalog_table
+
+    sys.stdout.write(catalog_table(kind.value))
+
+
+@app.command()
+def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.")) -> None:
+    """Print the long explanation of a diagnostic code."""
+    from .check import did_you_mean
+    from .codes import CODES, explain as explain_code
+
+    text = explain_code(code)
+    if text is None:
+        close = did_you_mean(code.upper(), list(CODES))
+        raise _usage(f"unknown code `{code}`" + (f"; did you mean `{close}`?" if close else ""))
+    sys.stdout.write(text)
+
+
+def main() -> None:
+    app()

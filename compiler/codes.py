@@ -1,0 +1,306 @@
+"""Every diagnostic code stackc emits, with the long explanation `stackc explain CODE` prints.
+
+Codes are stable: a code is never reused for another problem. Families: SC1xx YAML, SC2xx
+schema, SC3xx references and resolution, SC4xx capacity and parallelism, SC5xx compatibility,
+SC6xx what a target cannot express, SC7xx security and safety.
+"""
+
+from __future__ import annotations
+
+CODES: dict[str, tuple[str, str]] = {
+    "SC000": ("internal compiler error", """
+stackc hit a bug while compiling your spec. Nothing was written. Please report it with the spec
+(secrets are never in a spec, so it is safe to share) and the command you ran.
+"""),
+    # ---------------------------------------------------------------- SC1xx YAML
+    "SC101": ("invalid YAML", """
+The file is not valid YAML at the position shown: an unclosed quote or bracket, a tab used for
+indentation, or a line indented to a level no parent has. Fix the syntax; `yamllint` shows the
+same position.
+"""),
+    "SC102": ("duplicate key", """
+A mapping sets the same key twice. YAML parsers disagree on which value wins (most keep the
+last, silently), so stackc refuses. Keep one of the two.
+
+    models:
+      - name: chat
+        name: chat2      # SC102
+"""),
+    "SC103": ("document too large after alias expansion", """
+Anchors and aliases (`&a`, `*a`) let a few lines expand into millions of values (the
+"billion laughs" attack). stackc stops expanding at 200,000 values, far more than any real
+stack needs. Write the values out, or use `defaults:` for settings many models share.
+"""),
+    "SC104": ("not a mapping", """
+A stack spec is a mapping (`key: value` pairs) at the top, starting with `stack: v1`. The file
+holds a list or a single value instead, or a mapping has a key that is not plain text, or a
+merge key (`<<`) points at something other than a mapping.
+"""),
+    "SC105": ("file too large", """
+Stack specs are a few kilobytes; stackc reads at most 4 MiB so that a wrong path (a model file,
+a log) fails fast instead of being parsed. Check the path you passed.
+"""),
+    "SC106": ("not a text file", """
+The file is not UTF-8 text or contains NUL bytes, so it is not a YAML document. Check the path,
+and save the spec as UTF-8.
+"""),
+    "SC107": ("empty file", """
+The file has no YAML document. Start from one of the examples in `examples/`:
+
+    stack: v1
+    name: demo
+    hardware: {gpu: l40s, gpus_per_node: 1}
+    models:
+      - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}
+"""),
+    "SC108": ("more than one document", """
+The file holds several YAML documents separated by `---`. One file is one stack; use
+`environments:` for variants of the same stack.
+"""),
+    "SC109": ("unsupported YAML tag", """
+Tags such as `!!python/object` or `!include` ask the parser to build objects or read other
+files. A stack spec holds plain data only; remove the tag.
+"""),
+    # ---------------------------------------------------------------- SC2xx schema
+    "SC201": ("unknown key", """
+The key is not part of the spec at this place. The message suggests the closest known key;
+`stackc schema` lists every key with its description (editors that read the JSON Schema
+autocomplete them).
+"""),
+    "SC202": ("missing required key", """
+A key the spec requires is absent: `stack`, `name`, `hardware` (with a `gpu`, or a `tier`),
+`models`, and `name` and `model` in every model.
+"""),
+    "SC203": ("wrong type", """
+The value has the wrong type: text where a number is expected, a list where a mapping is, and
+so on. The help line repeats the field's description.
+"""),
+    "SC204": ("value not allowed", """
+The value is not one of the accepted choices (an engine, a quantization, a task, a routing
+mode). The message suggests the closest accepted value.
+"""),
+    "SC205": ("invalid size", """
+Sizes are a number and a unit with no space: `64GiB`, `500GB`, `1.5TiB`. Binary units (KiB,
+MiB, GiB, TiB) are powers of 1024; decimal units (KB, MB, GB, TB) powers of 1000.
+"""),
+    "SC206": ("value out of range", """
+A number is outside its allowed range (`gpu_memory_utilization` is in (0, 1], ports in 1-65535,
+`replicas.min` at most `replicas.max`), or a list is empty where at least one item is needed.
+"""),
+    "SC207": ("invalid name or text", """
+Names become container names, systemd units, Kubernetes objects and DNS names, so they are
+DNS-1035 labels: lowercase letters, digits and `-`, starting with a letter, ending with a letter
+or digit, at most 30 characters for the stack and 20 for a model. References (models, weights,
+images, revisions) may use letters, digits and `._~+=@:/-` only: no spaces, quotes or shell
+syntax, so that a value such as `x; rm -rf /` can never reach a shell.
+"""),
+    "SC208": ("missing or unsupported format version", """
+Every spec starts with `stack: v1`, the version of this format. It lets later versions of
+stackc read old specs correctly.
+"""),
+    "SC209": ("conflicting fields", """
+Two fields say the same thing differently: `gpus: N` and `parallel:` both set the split of a
+replica over GPUs. Keep one.
+"""),
+    # ---------------------------------------------------------------- SC3xx resolution
+    "SC301": ("unknown model", """
+The model is neither in the built-in catalog (`stackc catalog models`) nor a local directory
+with a `config.json`. stackc needs the architecture to plan memory; it never downloads it.
+Either use the model's Hugging Face repo id if the catalog knows it, point `model:` at a
+directory with its `config.json`, or describe it inline:
+
+    architecture: {layers: 32, hidden_size: 4096, heads: 32, kv_heads: 8,
+                   vocab_size: 128256, params: 8.0, max_context: 131072}
+
+You can also add models to the catalog with your own file (`STACKC_CATALOG`).
+"""),
+    "SC302": ("unknown GPU", """
+`hardware.gpu` is not a GPU id in the catalog. `stackc catalog gpus` lists them (rtx-4090,
+rtx-5090, l4, l40s, a10g, a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, b200, mi300x,
+apple-m3-ultra).
+"""),
+    "SC303": ("undeclared secret", """
+A `{secret: NAME}` reference names a secret that is not declared under `secrets:`. Declaring
+the names in one place lets stackc list them for the operator (`.env.example`, the Kubernetes
+Secret, the cloud secret store) and check every reference.
+"""),
+    "SC304": ("duplicate model name", """
+Two models have the same `name`. The name is what clients send as the OpenAI `model`, and it
+names containers and units, so it must be unique.
+"""),
+    "SC305": ("environment names an unknown model", """
+An environment overlay changes a model that the base document does not define. Overlay entries
+merge into base models by `name`; an entry for a new model must be complete (at least `name`
+and `model`). The message suggests the closest base model.
+"""),
+    "SC306": ("cannot read the model or weights", """
+A local path in `model:` or `weights:` does not exist, its `config.json` is missing or not
+valid JSON, or the weights reference has a form stackc does not know. Paths are relative to
+the spec file.
+"""),
+    "SC307": ("unknown environment", """
+`--env` names an environment the spec does not define under `environments:`.
+"""),
+    "SC308": ("cloud provider without region", """
+`hardware.provider` is a cloud (aws, gcp, azure) but `hardware.region` is missing. The region
+decides prices and where the terraform target creates resources.
+"""),
+    "SC310": ("image not pinned", """
+An engine `image:` has no version tag, or `latest`, or a tag stackc cannot read a version from.
+Unpinned images change under the same spec; and flags, defaults and memory accounting depend
+on the engine version, which stackc reads from the tag. Use a release tag such as
+`vllm/vllm-openai:v0.33.0`.
+"""),
+    "SC311": ("served name used twice", """
+Two models (or a model and a LoRA adapter) answer to the same name. The gateway could not tell
+which one a request is for.
+"""),
+    "SC312": ("duplicate overflow name", """
+Two entries under `tiering.overflow` have the same `name`.
+"""),
+    "SC313": ("no instance type for this hardware", """
+For a cloud provider, stackc picks the instance type that has `gpus_per_node` of the GPU. The
+catalog has none with that count; the help line lists the sizes it knows. Add your own instance
+types with `STACKC_CATALOG` if your cloud account has others.
+"""),
+    # ---------------------------------------------------------------- SC4xx capacity
+    "SC401": ("model does not fit", """
+The model's weights, plus what the engine needs beside them (activations of its profiling run,
+CUDA graphs, NCCL buffers), are more than the share of the GPUs it may take. The engine would
+fail at start-up with an out-of-memory error. The help line lists changes that stackc
+re-planned and found to fit: more GPUs per replica, a quantization, an FP8 KV cache, a larger
+GPU. `stackc plan` shows the figures.
+"""),
+    "SC402": ("KV cache too small", """
+The weights fit, but the memory left for the KV cache does not hold `concurrency` sequences of
+`max_context` tokens, or not even one (vLLM then refuses to start: "the model's max seq len is
+larger than the maximum number of tokens that can be stored in KV cache"). The help line
+lists changes that fit: more GPUs, an FP8 KV cache, fewer sequences, a shorter context.
+"""),
+    "SC403": ("context longer than the model", """
+`max_context` is above the model's `max_position_embeddings`. The model was not trained for
+longer sequences; engines refuse it (vLLM unless told to ignore it).
+"""),
+    "SC404": ("invalid tensor-parallel size", """
+Tensor parallelism splits attention heads over GPUs: the number of attention heads must be
+divisible by the tensor-parallel size, and the KV heads must split evenly (or, when there are
+fewer KV heads than GPUs, the GPU count must be a multiple of them). The help line lists the
+sizes that work for this model.
+"""),
+    "SC405": ("not enough GPUs", """
+The models' replicas together need more GPUs than `hardware` has (`gpus_per_node` x `nodes`).
+Each replica takes whole GPUs on one node. The help line gives a node count that holds them.
+"""),
+    "SC406": ("replica larger than a node", """
+Tensor parallelism stays within one node (it needs NVLink-class bandwidth). A replica that
+needs more GPUs than a node has must use pipeline stages across nodes
+(`parallel: {tensor: 8, pipeline: 2}`), and the hardware must have enough nodes.
+"""),
+    "SC407": ("marginal fit", """
+The plan fits, but within 3% of the limit. Real start-up figures vary a little with driver and
+engine builds; leave some headroom.
+"""),
+    "SC408": ("memory figures are estimates", """
+This engine publishes no memory accounting that stackc can follow as closely as vLLM's, so the
+KV-cache figures are estimates. Check the engine's start-up log.
+"""),
+    "SC409": ("fewer running sequences than asked", """
+`max_num_seqs` (sequences the engine runs at once) is below `concurrency`. The KV cache may hold
+them, but the engine will queue the rest.
+"""),
+    # ---------------------------------------------------------------- SC5xx compatibility
+    "SC501": ("engine does not load this format", """
+The engine (at this version) cannot run weights in this quantization format: vLLM dropped GGUF
+and bitsandbytes after v0.20, llama.cpp and Ollama run only GGUF, TensorRT-LLM does not load
+GGUF or bitsandbytes. The help line names engines or formats that work.
+"""),
+    "SC502": ("format needs a different GPU", """
+The quantization needs GPU features this GPU lacks: FP8 compute needs compute capability 8.9
+(Ada, Hopper) or newer, FP4 needs Blackwell, Marlin kernels need Ampere. Where the engine
+cannot fall back, it is an error.
+"""),
+    "SC503": ("runs in a degraded mode", """
+The engine runs this combination, but not at full speed or not exactly as written: FP8 weights
+on Ampere run weight-only through Marlin in vLLM; NVFP4 below Blackwell is emulated; an FP8 KV
+cache becomes q8_0 in llama.cpp and Ollama.
+"""),
+    "SC504": ("task not supported", """
+The engine does not serve this task (`embed`, `rerank`), or the model is an embedding encoder
+asked to `generate`.
+"""),
+    "SC505": ("engine not available for this GPU", """
+The engine does not run on this GPU vendor (TensorRT-LLM is NVIDIA-only; no engine but
+llama.cpp and Ollama runs on Apple Silicon), or stackc has no pinned image of it for this
+vendor. Give an `image:` or pick another engine.
+"""),
+    "SC507": ("feature not supported by the engine", """
+The engine does not run speculative decoding with a draft model, or does not serve LoRA
+adapters.
+"""),
+    "SC508": ("weights do not match the quantization", """
+The loaded artifact (`weights`, else `model`) is in another format than `quantization` says,
+and the engine cannot convert it while loading. Engines quantize some formats at load time
+(vLLM and SGLang: unquantized -> FP8); AWQ, GPTQ and GGUF need pre-quantized checkpoints.
+"""),
+    "SC509": ("weights in a form the engine cannot load", """
+Ollama needs an Ollama tag or a GGUF repository (`hf.co/org/repo-GGUF:Q4_K_M`) in `weights:`;
+GGUF quantizations other than Q4_K_M, Q5_K_M and Q8_0 cannot be sized yet.
+"""),
+    "SC510": ("setting has no effect", """
+The engine has no equivalent of this setting (llama.cpp and Ollama take no memory share; some
+engines have no switch for prefix caching). It is ignored.
+"""),
+    "SC511": ("engine_args repeats a flag stackc sets", """
+`engine_args` is an escape hatch for flags stackc does not manage. A flag it does manage
+(`--max-model-len`, `--tensor-parallel-size`, ...) would conflict with the plan, so set the spec
+field instead. Flag names are compared after normalising `_`/`-`, `--flag=value` and short forms
+(`-tp`).
+"""),
+    # ---------------------------------------------------------------- SC6xx targets
+    "SC601": ("target cannot autoscale", """
+compose, systemd and terraform run a fixed number of replicas. Replica ranges
+(`replicas: {min, max}`) and `autoscale` are expressed by the helm target (KEDA). Set
+`replicas: N` in the environment you build for this target.
+"""),
+    "SC602": ("target cannot run on this GPU", """
+The target has no way to give containers or services this kind of GPU (Apple Silicon is for
+planning only; no target emits for it yet).
+"""),
+    "SC603": ("target runs on one host", """
+compose runs on one host; a stack with `hardware.nodes` above 1 needs a multi-node target. If
+the models fit on one node, set `hardware.nodes: 1` for this environment.
+"""),
+    "SC604": ("not expressible by this target yet", """
+The target does not emit this part of the spec yet (KV-cache tiers, prefix-aware or session
+routing, overflow to hosted APIs). stackc says so instead of dropping it silently; remove it for
+this target or build with a target that has it.
+"""),
+    # ---------------------------------------------------------------- SC7xx safety
+    "SC701": ("secret written inline", """
+A field that holds a credential (an API key, a Redis URL with a password) has a literal value.
+Secrets never appear in a spec or in any generated file: declare the name under `secrets:` and
+reference it with `{secret: NAME}`; the value is set at deploy time (`.env`, a Kubernetes
+Secret, the cloud's secret store).
+"""),
+    "SC702": ("secret in engine_args", """
+An `engine_args` flag that looks like a credential (`api-key`, `token`, `password`) has a
+literal value, which would be written into generated files. Use the engine's environment
+variable through a declared secret instead.
+"""),
+    "SC703": ("weights revision not pinned", """
+`revision` names a branch or tag, which can move: the same spec could load different weights
+tomorrow. Pin the 40-character commit hash.
+"""),
+    "SC704": ("gateway without a key", """
+The OpenAI-compatible gateway accepts any request. On a shared network anyone who reaches the
+port can use your GPUs. Declare a secret and set `gateway.api_key: {secret: NAME}`.
+"""),
+}
+
+
+def explain(code: str) -> str | None:
+    entry = CODES.get(code.upper())
+    if entry is None:
+        return None
+    title, text = entry
+    return f"{code.upper()}: {title}\n\n{text.strip()}\n"

@@ -1,0 +1,323 @@
+"""What every engine module provides, with defaults each engine overrides only where it differs.
+
+An engine turns a planned model (`EngineConfig`) into a pinned image, argv, environment,
+health and metrics endpoints and a download step, and says how it budgets GPU memory. Flags,
+defaults and metric names move between releases, so everything version-dependent is looked
+up in the engine's table of `Release` rows keyed by version range.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import images
+from ..artifacts import Artifact
+from ..images import Image
+from ..ir import EngineConfig, Health, Metrics, Resources
+
+Version = tuple[int, ...]
+GIB = 1024**3
+
+
+def parse_version(tag: str) -> Optional[Version]:
+    """`v0.33.0` -> (0, 33, 0); `server-cuda-b11459` -> (11459,); `1.3.0rc29` -> (1, 3, 0)."""
+    build = re.search(r"(?:^|-)b(\d{3,6})(?:$|-)", tag)
+    if build:
+        return (int(build.group(1)),)
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    if not match:
+        return None
+    return tuple(int(x) for x in match.groups() if x is not None)
+
+
+def version_text(version: Version) -> str:
+    return ".".join(str(v) for v in version)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Facts that hold for one range of an engine's versions (`since` inclusive)."""
+
+    since: Version
+    gpu_memory_utilization: Optional[float] = None
+    notes: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How one GPU's memory divides for a replica, in bytes."""
+
+    total: float
+    requested: float  # what the engine may take (total x its memory share)
+    weights: float
+    activation: float
+    non_torch: float
+    cudagraph: float
+    kv: float  # what is left for the KV cache
+    estimate_only: bool = False  # the engine publishes no accounting we can model closely
+
+
+@dataclass(frozen=True)
+class DownloadStep:
+    image: str
+    command: tuple[str, ...]
+    entrypoint: Optional[tuple[str, ...]] = None
+    env: tuple[tuple[str, str], ...] = ()
+    needs_hf_token: bool = True
+
+
+def normalise_flag(name: str) -> str:
+    """`--max_model_len=4096` and `max-model-len` are the same flag: `max-model-len`."""
+    return name.strip().lstrip("-").split("=", 1)[0].replace("_", "-").lower()
+
+
+def render_args(args: dict[str, Any], negate_prefix: str = "--no-") -> list[str]:
+    """engine_args as argv: `true` -> `--flag`, `false` -> `--no-flag`, lists repeat values,
+    mappings become JSON (the form vLLM's `--*-config` flags take)."""
+    out: list[str] = []
+    for key, value in args:
+        flag = "--" + key.lstrip("-")
+        if value is True or value is None:
+            out.append(flag)
+        elif value is False:
+            out.append(negate_prefix + key.lstrip("-"))
+        elif isinstance(value, list):
+            out.append(flag)
+            out += [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v) for v in value]
+        elif isinstance(value, dict):
+            out += [flag, json.dumps(value, sort_keys=True, separators=(",", ":"))]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def python_http_probe(port: int, path: str) -> tuple[str, ...]:
+    """A health check for images that ship Python but maybe not curl."""
+    code = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)"
+    return ("python3", "-c", code)
+
+
+def curl_probe(port: int, path: str) -> tuple[str, ...]:
+    return ("curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}")
+
+
+class Engine:
+    """Defaults for an OpenAI-compatible engine in a container; subclasses state differences."""
+
+    name: str = ""
+    title: str = ""
+    port: int = 8000
+    images: dict[str, Image] = {}
+    releases: tuple[Release, ...] = (Release(since=(0,)),)
+    # spec quantization -> the engine's own name for it (None: nothing to pass, read from the checkpoint)
+    quantization_names: dict[str, Optional[str]] = {}
+    # short flags and aliases -> the normalised long name
+    flag_aliases: dict[str, str] = {}
+    metrics_path: Optional[str] = "/metrics"
+    # Prometheus names of the signals dashboards and autoscalers read (version-independent here;
+    # engines whose names moved override `metric_names`)
+    metrics: dict[str, str] = {}
+    health_path: str = "/health"
+    # does stackc keep one replica's KV in GPU memory it can size (vLLM, SGLang) or estimate only?
+    estimate_only: bool = False
+    supports_prefix_caching: bool = True
+    container_model_dir: str = "/models"
+    options_path: str = ""  # where the engine reads an options file, for engines that take one
+    startup_overhead_s: int = 60  # engine start, compile, warm-up beyond reading the weights
+
+    # ---- versions and images
+
+    def default_image(self, vendor: str) -> Optional[Image]:
+        return self.images.get(vendor)
+
+    def release(self, version: Version) -> Release:
+        chosen = self.releases[0]
+        for r in self.releases:
+            if version >= r.since:
+                chosen = r
+        return chosen
+
+    # ---- planning defaults
+
+    def default_gpu_memory_utilization(self, version: Version) -> Optional[float]:
+        return self.release(version).gpu_memory_utilization
+
+    def default_max_num_seqs(self, version: Version, gpu_total_gib: float, task: str) -> int:
+        return 256
+
+    def default_max_batched_tokens(self, version: Version, gpu_total_gib: float, task: str) -> int:
+        return 8192
+
+    def budget(self, total: float, util: float, weights: float, plan: "BudgetInputs") -> Budget:
+        """Default: a fixed share of the GPU, minus weights and a modest activation reserve."""
+        requested = total * util
+        activation = plan.activation_bytes
+        non_torch = 0.5 * GIB if plan.tp > 1 else 0.25 * GIB
+        kv = requested - weights - activation - non_torch
+        return Budget(total, requested, weights, activation, non_torch, 0.0, kv, estimate_only=self.estimate_only)
+
+    # ---- rendering
+
+    def model_arg(self, ec: EngineConfig) -> str:
+        return ec.model
+
+    def argv(self, ec: EngineConfig) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, ec: EngineConfig) -> list[tuple[str, str]]:
+        return [("HF_HOME", f"{ec.cache_dir}/hf"), ("HF_HUB_OFFLINE", "1")]
+
+    def entrypoint(self, ec: EngineConfig) -> Optional[tuple[str, ...]]:
+        return None
+
+    def health(self, ec: EngineConfig) -> Health:
+        return Health(self.port, self.health_path, python_http_probe(self.port, self.health_path))
+
+    def metric_names(self, version: Version) -> dict[str, str]:
+        """`running`, `waiting`, `kv_usage` (0-1), `generated_tokens` (a counter)."""
+        return dict(self.metrics)
+
+    def metrics_endpoint(self, ec: EngineConfig) -> Optional[Metrics]:
+        return Metrics(self.port, self.metrics_path) if self.metrics_path else None
+
+    def resources(self, ec: EngineConfig) -> Resources:
+        shm = 16 * GIB if ec.tensor_parallel * ec.pipeline_parallel > 1 else 2 * GIB
+        return Resources(shm_bytes=shm, ipc_host=False, memlock_unlimited=False)
+
+    def served_model(self, ec: EngineConfig) -> str:
+        """The model name the engine answers to, which the gateway sends upstream."""
+        return ec.served_name
+
+    def managed_flags(self, ec: EngineConfig) -> set[str]:
+        """Every flag stackc sets itself, normalised; engine_args may not repeat them."""
+        flags = set()
+        for arg in self.argv(_without_extra(ec)):
+            if arg.startswith("-"):
+                flags.add(normalise_flag(arg))
+        return flags
+
+    def canonical_flag(self, name: str) -> str:
+        raw = name.strip().split("=", 1)[0]
+        if raw in self.flag_aliases:
+            return self.flag_aliases[raw]
+        norm = normalise_flag(raw)
+        return self.flag_aliases.get(norm, self.flag_aliases.get("-" + norm, norm))
+
+    def options(self, ec: EngineConfig) -> dict:
+        """Settings the engine takes from a file rather than flags (mounted at `options_path`)."""
+        return {}
+
+    def quantization_flag(self, quantization: str, loaded_format: Optional[str]) -> Optional[str]:
+        """The engine's quantization argument, passed only to quantize at load time: a
+        pre-quantized checkpoint names its own method (compressed-tensors, modelopt, ...) and
+        engines refuse a conflicting flag."""
+        if quantization == "none" or loaded_format == quantization:
+            return None
+        return self.quantization_names.get(quantization)
+
+    # ---- downloads
+
+    def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
+        """How to fill the model cache before the engine starts; None if nothing to fetch."""
+        return default_download(ec, artifact, image, hf_cli=("hf",))
+
+
+@dataclass(frozen=True)
+class BudgetInputs:
+    tp: int
+    pp: int
+    activation_bytes: float
+    cudagraph_bytes: float
+    version: Version
+
+
+def _without_extra(ec: EngineConfig) -> EngineConfig:
+    from dataclasses import replace
+
+    return replace(ec, extra_args=())
+
+
+def hf_download_command(repo: str, revision: Optional[str], cache: str, include: tuple[str, ...] = (),
+                        cli: tuple[str, ...] = ("hf",)) -> tuple[str, ...]:
+    cmd = [*cli, "download", repo]
+    if revision:
+        cmd += ["--revision", revision]
+    for pattern in include:
+        cmd += ["--include", pattern]
+    return tuple(cmd)
+
+
+def default_download(ec: EngineConfig, artifact: Artifact, image: str, hf_cli: tuple[str, ...]) -> Optional[DownloadStep]:
+    """Fetch into the shared cache with the engine's own image (it already has the HF CLI)."""
+    if artifact.kind == "local":
+        return None
+    if artifact.kind == "s3":
+        return s3_download(artifact, ec)
+    include = (f"*{artifact.gguf_quant}*.gguf",) if artifact.gguf_quant else ()
+    steps = [hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include, hf_cli)]
+    for _, source in ec.adapters:
+        adapter = _adapter_repo(source)
+        if adapter:
+            steps.append(hf_download_command(adapter, None, ec.cache_dir, (), hf_cli))
+    if ec.speculative:
+        steps.append(hf_download_command(ec.speculative[0], None, ec.cache_dir, (), hf_cli))
+    if len(steps) == 1:
+        return DownloadStep(image, steps[0], entrypoint=(), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+    script = " && ".join(" ".join(_sh(a) for a in step) for step in steps)
+    return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+
+
+def python_hf_download(ec: EngineConfig, artifact: Artifact) -> DownloadStep:
+    """For engines whose image has no Python: a pinned Python image installs the `hf` CLI."""
+    include = (f"*{artifact.gguf_quant}*.gguf",) if artifact.gguf_quant else ()
+    local = f"{ec.cache_dir}/{_slug(artifact.ref)}"
+    cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include)) + ["--local-dir", local]
+    script = (
+        f"pip install --quiet --no-cache-dir --disable-pip-version-check huggingface_hub=={images.HUGGINGFACE_HUB_VERSION}"
+        f" && {' '.join(_sh(a) for a in cmd)}"
+    )
+    return DownloadStep(images.PYTHON.ref, ("-c", script), entrypoint=("/bin/sh",),
+                        env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+
+
+def s3_download(artifact: Artifact, ec: EngineConfig) -> DownloadStep:
+    target = f"{ec.cache_dir}/{_slug(artifact.ref)}"
+    return DownloadStep(images.AWS_CLI.ref, ("s3", "sync", artifact.ref, target), entrypoint=None, needs_hf_token=False)
+
+
+def _adapter_repo(source: str) -> Optional[str]:
+    if source.startswith("hf://"):
+        return source[5:]
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", source):
+        return source
+    return None
+
+
+def adapter_path(source: str, cache_dir: str) -> str:
+    """Where an adapter is inside the engine: its HF repo id (resolved offline from the cache) or path."""
+    return _adapter_repo(source) or source
+
+
+def _slug(ref: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", ref.split("://", 1)[-1]).strip("-")
+
+
+def local_dir(ec: EngineConfig, artifact: Artifact) -> str:
+    return f"{ec.cache_dir}/{_slug(artifact.ref)}"
+
+
+_SAFE_SH = re.compile(r"^[A-Za-z0-9._/=:@+,%-]+$")
+
+
+def _sh(word: str) -> str:
+    """Quote one word for /bin/sh (values were validated to a safe alphabet; quote anyway)."""
+    if _SAFE_SH.match(word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+sh_quote = _sh

@@ -1,0 +1,103 @@
+"""llama.cpp (`llama-server`, image `ghcr.io/ggml-org/llama.cpp:server-*`).
+
+llama.cpp loads GGUF files and keeps the whole context of every slot: `-c` is the total over
+`-np` slots, so a replica that must hold `concurrency` sequences of `max_context` tokens gets
+`-c max_context x concurrency -np concurrency`. Several GPUs split layers (not tensor parallel).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import images
+from ..artifacts import Artifact
+from ..ir import EngineConfig, Health, Resources
+from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, adapter_path,
+                   curl_probe, local_dir, python_hf_download, render_args, sh_quote)
+
+
+class LlamaCpp(Engine):
+    name = "llama.cpp"
+    title = "llama.cpp"
+    port = 8080
+    images = {"nvidia": images.LLAMA_CPP, "amd": images.LLAMA_CPP_ROCM}
+    releases = (Release(since=(0,), gpu_memory_utilization=None),)
+    metrics = {"running": "llamacpp:requests_processing", "waiting": "llamacpp:requests_deferred",
+               "kv_usage": "llamacpp:kv_cache_usage_ratio", "generated_tokens": "llamacpp:tokens_predicted_total"}
+    flag_aliases = {"-c": "ctx-size", "c": "ctx-size", "-m": "model", "m": "model", "-np": "parallel",
+                    "np": "parallel", "-ngl": "n-gpu-layers", "ngl": "n-gpu-layers", "gpu-layers": "n-gpu-layers",
+                    "-a": "alias", "a": "alias", "-fa": "flash-attn", "fa": "flash-attn", "-ctk": "cache-type-k",
+                    "ctk": "cache-type-k", "-ctv": "cache-type-v", "ctv": "cache-type-v", "-md": "model-draft",
+                    "md": "model-draft", "-hf": "hf-repo", "hf": "hf-repo", "-hfr": "hf-repo"}
+    supports_prefix_caching = False  # prompt caching is per slot and always on; nothing to switch
+    startup_overhead_s = 30
+
+    def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
+        # no memory share: everything is offloaded (-ngl 999); keep ~5% for CUDA and compute buffers
+        requested = total * 0.95
+        compute = plan.activation_bytes
+        kv = requested - weights - compute
+        return Budget(total, requested, weights, compute, 0.0, 0.0, kv)
+
+    def env(self, ec: EngineConfig) -> list[tuple[str, str]]:
+        return [("LLAMA_CACHE", f"{ec.cache_dir}/llama.cpp")]
+
+    def entrypoint(self, ec: EngineConfig):
+        return ("/bin/sh", "-c")
+
+    def argv(self, ec: EngineConfig) -> list[str]:
+        return [" ".join(["exec", "/app/llama-server", *(sh_quote(a) for a in self.server_args(ec))])]
+
+    def server_args(self, ec: EngineConfig) -> list[str]:
+        slots = max(1, ec.concurrency)
+        args = ["--model", self.model_arg(ec), "--alias", ec.served_name, "--host", "0.0.0.0",
+                "--port", str(self.port), "--ctx-size", str(ec.max_context * slots), "--parallel", str(slots),
+                "--n-gpu-layers", "999", "--metrics"]
+        if ec.kv_cache_dtype == "fp8":
+            # llama.cpp has no fp8 KV; q8_0 is its 8-bit cache (quantized V needs flash attention)
+            args += ["--flash-attn", "on", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0"]
+        if ec.task == "embed":
+            args += ["--embedding"]
+        elif ec.task == "rerank":
+            args += ["--reranking"]
+        if ec.max_batched_tokens is not None:
+            args += ["--batch-size", str(ec.max_batched_tokens)]
+        if ec.speculative:
+            args += ["--model-draft", ec.speculative[0], "--draft-max", str(ec.speculative[1])]
+        for name, source in ec.adapters:
+            args += ["--lora", adapter_path(source, ec.cache_dir)]
+        return args + render_args(ec.extra_args)
+
+    def managed_flags(self, ec: EngineConfig) -> set[str]:
+        from dataclasses import replace
+        from .base import normalise_flag
+
+        return {normalise_flag(a) for a in self.server_args(replace(ec, extra_args=())) if a.startswith("-")}
+
+    def model_arg(self, ec: EngineConfig) -> str:
+        return ec.model
+
+    def health(self, ec: EngineConfig) -> Health:
+        # /health answers 503 "Loading model" until the weights are in, then 200
+        return Health(self.port, "/health", curl_probe(self.port, "/health"))
+
+    def resources(self, ec: EngineConfig) -> Resources:
+        return Resources()
+
+    def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
+        if artifact.kind == "local":
+            return None
+        if artifact.kind == "s3":
+            from .base import s3_download
+
+            return s3_download(artifact, ec)
+        return python_hf_download(ec, artifact)
+
+
+def gguf_model_path(ec: EngineConfig, artifact: Artifact) -> str:
+    """The GGUF file the download step fetched: the first (or only) shard matching the quant."""
+    pattern = f"*{artifact.gguf_quant}*" if artifact.gguf_quant else "*"
+    return f"$(find {local_dir(ec, artifact)} -path '{pattern}' -name '*.gguf' | sort | head -n 1)"
+
+
+ENGINE = LlamaCpp()

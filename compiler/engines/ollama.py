@@ -1,0 +1,85 @@
+"""Ollama (`ollama serve`, image `ollama/ollama`).
+
+Ollama is configured by environment only. Its image has neither curl nor python, so the health
+check is the `ollama` client itself. Models load lazily on the first request; the download
+job pulls the tag before the server starts, and `OLLAMA_KEEP_ALIVE=-1` keeps it loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import images
+from ..artifacts import Artifact
+from ..ir import EngineConfig, Health, Resources
+from .base import Budget, BudgetInputs, DownloadStep, Engine, Release, sh_quote
+
+
+class Ollama(Engine):
+    name = "ollama"
+    title = "Ollama"
+    port = 11434
+    images = {"nvidia": images.OLLAMA, "amd": images.OLLAMA_ROCM}
+    releases = (Release(since=(0,), gpu_memory_utilization=None),)
+    metrics_path = None  # no /metrics endpoint (ollama/ollama#3144)
+    supports_prefix_caching = False
+    startup_overhead_s = 20
+
+    def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
+        requested = total * 0.95
+        kv = requested - weights - plan.activation_bytes
+        return Budget(total, requested, weights, plan.activation_bytes, 0.0, 0.0, kv)
+
+    def entrypoint(self, ec: EngineConfig):
+        return None
+
+    def argv(self, ec: EngineConfig) -> list[str]:
+        return ["serve"]
+
+    def env(self, ec: EngineConfig) -> list[tuple[str, str]]:
+        env = [
+            ("OLLAMA_HOST", f"0.0.0.0:{self.port}"),
+            ("OLLAMA_MODELS", f"{ec.cache_dir}/ollama"),
+            ("OLLAMA_CONTEXT_LENGTH", str(ec.max_context)),
+            ("OLLAMA_NUM_PARALLEL", str(max(1, ec.concurrency))),
+            ("OLLAMA_MAX_LOADED_MODELS", "1"),
+            ("OLLAMA_KEEP_ALIVE", "-1"),
+        ]
+        if ec.kv_cache_dtype == "fp8":
+            # Ollama's 8-bit KV cache is q8_0 and needs flash attention
+            env += [("OLLAMA_FLASH_ATTENTION", "1"), ("OLLAMA_KV_CACHE_TYPE", "q8_0")]
+        env += [(str(k).upper(), "" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in ec.extra_args]
+        return env
+
+    def managed_flags(self, ec: EngineConfig) -> set[str]:
+        from dataclasses import replace
+
+        return {k.lower().replace("_", "-") for k, _ in self.env(replace(ec, extra_args=()))}
+
+    def canonical_flag(self, name: str) -> str:
+        return name.strip().lstrip("-").split("=", 1)[0].replace("_", "-").lower()
+
+    def served_model(self, ec: EngineConfig) -> str:
+        return ec.model  # Ollama answers to the tag
+
+    def health(self, ec: EngineConfig) -> Health:
+        # `ollama show TAG` succeeds once the server is up and the tag is in the store
+        return Health(self.port, "/", ("ollama", "show", ec.model))
+
+    def resources(self, ec: EngineConfig) -> Resources:
+        return Resources()
+
+    def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
+        tag = artifact.ref if artifact.kind == "ollama" else f"hf.co/{artifact.ref}" + (
+            f":{artifact.gguf_quant}" if artifact.gguf_quant else "")
+        script = (
+            "ollama serve >/dev/null 2>&1 & "
+            "until ollama list >/dev/null 2>&1; do sleep 1; done; "
+            f"ollama pull {sh_quote(tag)}"
+        )
+        return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",),
+                            env=(("OLLAMA_MODELS", f"{ec.cache_dir}/ollama"),), needs_hf_token=False)
+
+
+ENGINE = Ollama()

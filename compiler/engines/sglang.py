@@ -1,0 +1,92 @@
+"""SGLang (`python3 -m sglang.launch_server`, image `lmsysorg/sglang`).
+
+SGLang reserves a static pool of `mem_fraction_static x total` for weights and KV cache;
+activations live outside it. So the KV cache is the pool minus the weights.
+"""
+
+from __future__ import annotations
+
+from .. import images
+from ..ir import EngineConfig, Resources
+from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, curl_probe, render_args
+from ..ir import Health
+
+
+class Sglang(Engine):
+    name = "sglang"
+    title = "SGLang"
+    port = 30000
+    images = {"nvidia": images.SGLANG}
+    # mem_fraction_static is chosen by SGLang from the GPU size when unset; 0.88 is what it
+    # picks on 80 GB-class GPUs with TP 1 (server_args.py), our default when the user sets none
+    releases = (Release(since=(0,), gpu_memory_utilization=0.88),)
+    quantization_names = {
+        "fp8": "fp8", "awq": "awq_marlin", "gptq": "gptq_marlin", "int8-w8a8": "w8a8_int8",
+        "mxfp4": "mxfp4", "nvfp4": "modelopt_fp4", "gguf-q4_k_m": "gguf", "gguf-q5_k_m": "gguf", "gguf-q8_0": "gguf",
+    }
+    metrics = {"running": "sglang:num_running_reqs", "waiting": "sglang:num_queue_reqs",
+               "kv_usage": "sglang:token_usage", "generated_tokens": "sglang:generation_tokens_total"}
+    flag_aliases = {"tp": "tp-size", "tensor-parallel-size": "tp-size", "pp": "pp-size", "model": "model-path",
+                    "mem-fraction": "mem-fraction-static", "ep": "ep-size", "ep-size": "ep-size"}
+
+    def default_max_num_seqs(self, version: Version, gpu_total_gib: float, task: str) -> int:
+        return 256
+
+    def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
+        requested = total * util
+        kv = requested - weights
+        return Budget(total, requested, weights, plan.activation_bytes, 0.0, 0.0, kv)
+
+    def entrypoint(self, ec: EngineConfig):
+        return ("python3", "-m", "sglang.launch_server")
+
+    def argv(self, ec: EngineConfig) -> list[str]:
+        args = ["--model-path", self.model_arg(ec), "--served-model-name", ec.served_name,
+                "--host", "0.0.0.0", "--port", str(self.port), "--context-length", str(ec.max_context),
+                "--enable-metrics"]
+        if ec.revision:
+            args += ["--revision", ec.revision]
+        if ec.task != "generate":
+            args += ["--is-embedding"]
+        if ec.quantization_flag:
+            args += ["--quantization", ec.quantization_flag]
+        if ec.dtype != "auto":
+            args += ["--dtype", ec.dtype]
+        if ec.kv_cache_dtype == "fp8":
+            args += ["--kv-cache-dtype", "fp8_e4m3"]
+        if ec.tensor_parallel > 1:
+            args += ["--tp-size", str(ec.tensor_parallel)]
+        if ec.pipeline_parallel > 1:
+            args += ["--pp-size", str(ec.pipeline_parallel)]
+        if ec.expert_parallel:
+            args += ["--ep-size", str(ec.tensor_parallel)]
+        if ec.gpu_memory_utilization is not None:
+            args += ["--mem-fraction-static", f"{ec.gpu_memory_utilization:g}"]
+        if ec.max_num_seqs is not None:
+            args += ["--max-running-requests", str(ec.max_num_seqs)]
+        if ec.max_batched_tokens is not None:
+            args += ["--chunked-prefill-size", str(ec.max_batched_tokens)]
+        if ec.prefix_caching is False and ec.task == "generate":
+            args += ["--disable-radix-cache"]
+        if ec.enforce_eager:
+            args += ["--disable-cuda-graph"]
+        if ec.speculative:
+            draft, tokens = ec.speculative
+            args += ["--speculative-algorithm", "STANDALONE", "--speculative-draft-model-path", draft,
+                     "--speculative-num-draft-tokens", str(tokens)]
+        if ec.adapters:
+            args += ["--enable-lora", "--lora-paths"]
+            args += [f"{name}={adapter_path(source, ec.cache_dir)}" for name, source in ec.adapters]
+        return args + render_args(ec.extra_args)
+
+    def health(self, ec: EngineConfig) -> Health:
+        # /health answers 503 until warm-up is done; /v1/models answers earlier (gpustack#6203)
+        return Health(self.port, "/health", curl_probe(self.port, "/health"))
+
+    def resources(self, ec: EngineConfig) -> Resources:
+        # SGLang's compose file: ipc host, memlock unlimited, 64 MiB stack
+        return Resources(shm_bytes=16 * GIB if ec.tensor_parallel > 1 else 4 * GIB,
+                         memlock_unlimited=True, stack_bytes=67108864)
+
+
+ENGINE = Sglang()

@@ -1,0 +1,87 @@
+"""TensorRT-LLM (`trtllm-serve`, NVIDIA's NGC image), PyTorch backend.
+
+TensorRT-LLM gives the KV cache `kv_cache_free_gpu_memory_fraction` (0.9) of what is free
+after the weights and a warm-up; our figures for it are estimates. KV-cache dtype and block
+reuse (prefix caching) are set in the extra LLM-API options file, not on the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import images
+from ..artifacts import Artifact
+from ..ir import EngineConfig, Resources
+from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, hf_download_command, local_dir,
+                   render_args)
+
+
+class TensorRtLlm(Engine):
+    name = "tensorrt-llm"
+    title = "TensorRT-LLM"
+    port = 8000
+    images = {"nvidia": images.TENSORRT_LLM}
+    releases = (Release(since=(0,), gpu_memory_utilization=0.9),)
+    metrics = {}  # trtllm-serve's /metrics is iteration stats in JSON, not Prometheus text
+    metrics_path = None
+    flag_aliases = {"tp": "tp-size", "pp": "pp-size", "ep": "ep-size"}
+    estimate_only = True
+    options_path = "/etc/stackc/trtllm-options.yaml"
+
+    def default_max_num_seqs(self, version, gpu_total_gib, task) -> int:
+        return 2048
+
+    def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
+        free = total - weights - plan.activation_bytes - 0.5 * GIB
+        kv = free * util
+        return Budget(total, weights + plan.activation_bytes + kv, weights, plan.activation_bytes, 0.5 * GIB, 0.0, kv,
+                      estimate_only=True)
+
+    def model_arg(self, ec: EngineConfig) -> str:
+        return ec.model
+
+    def argv(self, ec: EngineConfig) -> list[str]:
+        args = ["trtllm-serve", self.model_arg(ec), "--host", "0.0.0.0", "--port", str(self.port),
+                "--backend", "pytorch", "--max_seq_len", str(ec.max_context),
+                "--tp_size", str(ec.tensor_parallel), "--pp_size", str(ec.pipeline_parallel)]
+        if ec.expert_parallel:
+            args += ["--ep_size", str(ec.tensor_parallel)]
+        if ec.max_num_seqs is not None:
+            args += ["--max_batch_size", str(ec.max_num_seqs)]
+        if ec.max_batched_tokens is not None:
+            args += ["--max_num_tokens", str(ec.max_batched_tokens)]
+        if ec.gpu_memory_utilization is not None:
+            args += ["--kv_cache_free_gpu_memory_fraction", f"{ec.gpu_memory_utilization:g}"]
+        if self.options(ec):
+            args += ["--extra_llm_api_options", self.options_path]
+        return args + render_args(ec.extra_args)
+
+    def options(self, ec: EngineConfig) -> dict:
+        kv: dict = {}
+        if ec.kv_cache_dtype == "fp8":
+            kv["dtype"] = "fp8"
+        if ec.prefix_caching is not None and ec.task == "generate":
+            kv["enable_block_reuse"] = bool(ec.prefix_caching)
+        return {"kv_cache_config": kv} if kv else {}
+
+    def managed_flags(self, ec: EngineConfig) -> set[str]:
+        flags = super().managed_flags(ec)
+        return {f.replace("_", "-") for f in flags} | {"extra-llm-api-options"}
+
+    def canonical_flag(self, name: str) -> str:
+        return super().canonical_flag(name).replace("_", "-")
+
+    def resources(self, ec: EngineConfig) -> Resources:
+        return Resources(shm_bytes=16 * GIB, memlock_unlimited=True, stack_bytes=67108864)
+
+    def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
+        if artifact.kind != "hf":
+            from .base import default_download
+
+            return default_download(ec, artifact, image, hf_cli=("hf",))
+        # trtllm-serve takes no revision: fetch a pinned snapshot into a directory and serve that
+        cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir)) + ["--local-dir", local_dir(ec, artifact)]
+        return DownloadStep(image, tuple(cmd), entrypoint=(), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+
+
+ENGINE = TensorRtLlm()

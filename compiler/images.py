@@ -1,0 +1,48 @@
+"""Every container image stackc emits, pinned, in one place.
+
+Tags are the newest releases we found published evidence for (docs/components.md lists the
+evidence); `:latest` and floating tags never appear. Engines take their default from here
+and read their version from the tag, so a user's older `image:` plans for that version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    tag: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+# inference engines (NVIDIA builds; ROCm builds where the project publishes them)
+VLLM = Image("vllm/vllm-openai", "v0.33.0")
+VLLM_ROCM = Image("vllm/vllm-openai-rocm", "v0.31.0")
+SGLANG = Image("lmsysorg/sglang", "v0.5.21")
+LLAMA_CPP = Image("ghcr.io/ggml-org/llama.cpp", "server-cuda-b11459")
+LLAMA_CPP_ROCM = Image("ghcr.io/ggml-org/llama.cpp", "server-rocm-b11312")
+OLLAMA = Image("ollama/ollama", "0.35.1")
+OLLAMA_ROCM = Image("ollama/ollama", "0.35.1-rocm")
+TGI = Image("ghcr.io/huggingface/text-generation-inference", "3.3.7")
+TENSORRT_LLM = Image("nvcr.io/nvidia/tensorrt-llm/release", "1.2.1")
+
+# the stack around the engines
+GATEWAY_LITELLM = Image("ghcr.io/berriai/litellm", "v1.104.2")
+PROMETHEUS = Image("prom/prometheus", "v3.15.0")
+GRAFANA = Image("grafana/grafana", "13.2.3")
+DCGM_EXPORTER = Image("nvcr.io/nvidia/k8s/dcgm-exporter", "4.6.1-4.8.4-distroless")
+OPEN_WEBUI = Image("ghcr.io/open-webui/open-webui", "v0.11.4")
+
+# one-shot downloaders for artifacts an engine image cannot fetch itself
+PYTHON = Image("python", "3.12.15-slim")
+HUGGINGFACE_HUB_VERSION = "1.33.0"  # the `hf` CLI, installed into PYTHON at download time
+AWS_CLI = Image("amazon/aws-cli", "2.37.12")
+
+ALL = {
+    name: value for name, value in sorted(globals().items()) if isinstance(value, Image)
+}

@@ -1,0 +1,255 @@
+"""The intermediate representation every target reads: a deployment, fully decided.
+
+Nodes are frozen dataclasses. Everything two targets would otherwise both compute (an
+engine's argv, which GPUs a replica gets, a health path, the gateway's upstreams, a secret's
+name, the start-up budget) is decided before this point and carried here. Targets translate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+from .diagnostics import Span
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable a service reads, filled from the deployment's secret store."""
+
+    name: str
+
+
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A symbolic address of a service inside a config file or an environment value; each
+    target resolves it to its own form (a compose service name, a Kubernetes Service, a host).
+    `form`: `url` (http://host:port/path) or `address` (host:port, as Prometheus wants)."""
+
+    service: str
+    port: int
+    path: str = ""
+    form: Literal["url", "address"] = "url"
+
+    def render(self, host: str) -> str:
+        if self.form == "address":
+            return f"{host}:{self.port}"
+        return f"http://{host}:{self.port}{self.path}"
+
+
+EnvValue = Union[str, SecretRef, Endpoint]
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to tell a service is ready: an HTTP path, and a command that checks it from inside
+    the service's own image (images differ: vLLM's has python, Ollama's has neither curl nor
+    python)."""
+
+    port: Optional[int]
+    path: Optional[str]
+    command: tuple[str, ...]
+    interval_s: int = 10
+    timeout_s: int = 5
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class Metrics:
+    port: int
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """`kind`: `volume` (a named Volume), `host` (a host directory), `file` (a ConfigFile)."""
+
+    kind: Literal["volume", "host", "file"]
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file the deployment needs beside its services. `content` is data (serialised by the
+    target's one serialiser for `format`, with Endpoints and SecretRefs resolved) or text."""
+
+    path: str
+    format: Literal["yaml", "json", "text"]
+    content: Any
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Dependency:
+    service: str
+    condition: Literal["started", "healthy", "completed"]
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    host_port: int
+    container_port: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class GpuAssignment:
+    vendor: str
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Resources:
+    shm_bytes: int = 0
+    ipc_host: bool = False
+    memlock_unlimited: bool = False
+    stack_bytes: int = 0
+    cap_add: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Replicas:
+    min: int
+    max: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.min == self.max
+
+
+@dataclass(frozen=True)
+class KvOffload:
+    """A KV-cache tier below GPU memory, as planned for one replica."""
+
+    tier: Literal["cpu", "disk", "redis"]
+    size_bytes: int = 0
+    path: str = ""
+    url_secret: str = ""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What an engine must run, as the planner decided it; engines render it to argv/env."""
+
+    engine: str
+    version: tuple[int, ...]
+    model: str  # what the engine loads: a repo id, a path in the container, or an Ollama tag
+    served_name: str
+    served_names: tuple[str, ...]
+    revision: Optional[str]
+    task: str
+    quantization: str
+    quantization_flag: Optional[str]  # the engine's own name, only when it quantizes at load time
+    dtype: str
+    kv_cache_dtype: str
+    max_context: int
+    max_num_seqs: Optional[int]
+    max_batched_tokens: Optional[int]
+    gpu_memory_utilization: Optional[float]
+    tensor_parallel: int
+    pipeline_parallel: int
+    expert_parallel: bool
+    enforce_eager: Optional[bool]
+    prefix_caching: Optional[bool]
+    concurrency: int
+    speculative: Optional[tuple[str, int]] = None
+    adapters: tuple[tuple[str, str], ...] = ()
+    kv_offload: tuple[KvOffload, ...] = ()
+    extra_args: tuple[tuple[str, Any], ...] = ()
+    gpu_vendor: str = "nvidia"
+    cache_dir: str = "/models"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One running thing: an engine replica, a download job, the gateway, Prometheus, ..."""
+
+    name: str
+    role: Literal["engine", "model-download", "router", "gateway", "metrics", "dashboards", "gpu-metrics", "ui"]
+    image: str
+    command: tuple[str, ...] = ()
+    entrypoint: Optional[tuple[str, ...]] = None
+    env: tuple[tuple[str, EnvValue], ...] = ()
+    port: Optional[int] = None
+    published: tuple[PortBinding, ...] = ()
+    node: str = "node-0"
+    gpus: Optional[GpuAssignment] = None
+    resources: Resources = field(default_factory=Resources)
+    health: Optional[Health] = None
+    startup_budget_s: int = 0
+    metrics: Optional[Metrics] = None
+    mounts: tuple[Mount, ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    one_shot: bool = False
+    group: Optional[str] = None  # the model an engine replica or download job belongs to
+    replicas: Replicas = Replicas(1, 1)
+    autoscale: Optional[tuple[str, float]] = None
+    engine: Optional[EngineConfig] = None
+    user: Optional[str] = None
+    origin: Optional[Span] = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    purpose: str
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    gpu: str
+    gpu_vendor: str
+    gpu_count: int
+    provider: str
+    region: Optional[str]
+    instance_type: Optional[str]
+    usd_per_hour: Optional[float]
+
+
+@dataclass(frozen=True)
+class SecretDecl:
+    name: str
+    description: str
+    generated: bool = False  # declared by stackc for a component (e.g. Grafana's admin password)
+    k8s_name: Optional[str] = None
+    k8s_key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Something the deployment asks for that not every target can express."""
+
+    name: str
+    span: Optional[Span]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    environment: Optional[str]
+    project: str
+    nodes: tuple[Node, ...]
+    services: tuple[Service, ...]
+    volumes: tuple[Volume, ...]
+    secrets: tuple[SecretDecl, ...]
+    files: tuple[ConfigFile, ...]
+    features: tuple[Feature, ...]
+    gateway_port: int
+
+    def service(self, name: str) -> Service:
+        for s in self.services:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def qualified(self, service: Service | str) -> str:
+        """`<stack>-<service>`: the globally unique name (units, Kubernetes objects)."""
+        name = service if isinstance(service, str) else service.name
+        return f"{self.name}-{name}"

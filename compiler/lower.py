@@ -1,0 +1,209 @@
+"""Lowering: a planned stack becomes a Deployment (the IR) that targets only translate.
+
+Every decision that is not specific to one target is made here or in `engines/`: service
+names, which GPUs each replica gets, engine argv and environment, the download job, health
+checks and start-up budgets, the gateway's upstreams, the secrets each service reads.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import components
+from .artifacts import Artifact
+from .catalog import GpuInfo
+from .engines.base import DownloadStep, local_dir
+from .engines.llamacpp import gguf_model_path
+from .ir import (ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, Mount, Node, Replicas,
+                 SecretDecl, SecretRef, Service, Volume)
+from .placement import place
+from .planner import ModelPlan, Plan, Settings
+from .resolve import ResolvedModel, ResolvedStack
+
+CACHE_VOLUME = "models"
+CACHE_DIR = "/models"
+LOCAL_DIR = "/models/local"
+
+
+def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, with_extra: bool = True) -> EngineConfig:
+    m, e = rm.spec, rm.engine
+    has_knobs = e.default_gpu_memory_utilization(rm.version) is not None
+    prefix = None
+    if m.task == "generate" and e.supports_prefix_caching:
+        prefix = True if m.prefix_caching is None else m.prefix_caching
+    return EngineConfig(
+        engine=e.name,
+        version=rm.version,
+        model=model_reference(rm),
+        served_name=m.name,
+        served_names=tuple(m.served_names),
+        revision=m.revision,
+        task=m.task,
+        quantization=s.quantization,
+        quantization_flag=e.quantization_flag(s.quantization, rm.loaded_format),
+        dtype=m.dtype,
+        kv_cache_dtype=s.kv_cache_dtype,
+        max_context=s.max_context,
+        max_num_seqs=s.max_num_seqs if has_knobs else None,
+        max_batched_tokens=s.max_batched_tokens if has_knobs else m.max_batched_tokens,
+        gpu_memory_utilization=s.util if has_knobs else None,
+        tensor_parallel=tp,
+        pipeline_parallel=pp,
+        expert_parallel=bool(m.parallel and m.parallel.expert),
+        enforce_eager=m.enforce_eager,
+        prefix_caching=prefix,
+        concurrency=s.concurrency,
+        speculative=(m.speculative.draft, m.speculative.tokens) if m.speculative else None,
+        adapters=tuple((a.name, a.source) for a in m.adapters),
+        extra_args=tuple(m.engine_args.items()) if with_extra else (),
+        gpu_vendor=gpu.vendor,
+        cache_dir=CACHE_DIR,
+    )
+
+
+def model_reference(rm: ResolvedModel) -> str:
+    """What the engine is told to load, given where the download job put it."""
+    a, engine = rm.artifact, rm.engine.name
+    if a.kind == "local":
+        return f"{LOCAL_DIR}/{rm.spec.name}"
+    if engine == "ollama":
+        return a.ref if a.kind == "ollama" else f"hf.co/{a.ref}" + (f":{a.gguf_quant}" if a.gguf_quant else "")
+    probe = EngineConfig(engine, rm.version, a.ref, rm.spec.name, (), rm.spec.revision, "", "", None, "auto",
+                         "auto", 0, None, None, None, 1, 1, False, None, None, 1, cache_dir=CACHE_DIR)
+    if engine == "llama.cpp":
+        return gguf_model_path(probe, a)
+    if a.kind == "s3" or engine == "tensorrt-llm":
+        return local_dir(probe, a)
+    return a.ref  # an HF repo id, found offline in the shared HF cache
+
+
+def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
+    stack = plan.stack
+    spec = stack.spec
+    where = stack.where
+    assert where is not None
+    project = spec.name if stack.environment is None else f"{spec.name}-{stack.environment}"
+    nodes = tuple(
+        Node(f"node-{n}", stack.gpu.id, stack.gpu.vendor, stack.gpus_per_node, stack.provider, stack.region,
+             plan.instance.name if plan.instance else None,
+             plan.instance.price_usd_per_hour if plan.instance else None)
+        for n in range(stack.nodes)
+    )
+    hf_token = "HF_TOKEN" in spec.secrets
+    placement = place([(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models],
+                      stack.gpus_per_node, stack.nodes) or {}
+
+    services: list[Service] = []
+    files: list[ConfigFile] = []
+    volumes = [Volume(CACHE_VOLUME, "model cache shared by downloads and engines",
+                      int(sum(mp.download_bytes for mp in plan.models) * 1.1))]
+    for mp in plan.models:
+        svc, extra_files = _model_services(mp, stack, placement.get(mp.model.name, []), hf_token)
+        services += svc
+        files += extra_files
+
+    engines = [s for s in services if s.role == "engine"]
+    gateway_services, gateway_files, gateway_secrets = components.gateway(spec, plan, engines)
+    services += gateway_services
+    files += gateway_files
+    obs_services, obs_files, obs_volumes, obs_secrets = components.observability(spec, stack, engines, nodes)
+    services += obs_services
+    files += obs_files
+    volumes += obs_volumes
+    ui_services, ui_volumes, ui_secrets = components.ui(spec)
+    services += ui_services
+    volumes += ui_volumes
+
+    secrets = [SecretDecl(name, (decl.description if decl else None) or "", False,
+                          decl.k8s.name if decl and decl.k8s else None, decl.k8s.key if decl and decl.k8s else None)
+               for name, decl in sorted(spec.secrets.items())]
+    for generated in gateway_secrets + obs_secrets + ui_secrets:
+        if generated.name not in spec.secrets:
+            secrets.append(generated)
+
+    return Deployment(
+        name=spec.name,
+        environment=stack.environment,
+        project=project,
+        nodes=nodes,
+        services=tuple(services),
+        volumes=tuple(sorted(volumes, key=lambda v: v.name)),
+        secrets=tuple(sorted(secrets, key=lambda s: s.name)),
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        features=tuple(features(stack, plan)),
+        gateway_port=spec.gateway.port if spec.gateway else 8080,
+    )
+
+
+def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool) -> tuple[list[Service], list[ConfigFile]]:
+    rm = mp.model
+    m, e = rm.spec, rm.engine
+    where = stack.where
+    origin = where("models", rm.index, key=True)
+    ec = engine_config(rm, mp.settings, mp.evaluation.tp, mp.evaluation.pp, stack.gpu)
+    token_env = (("HF_TOKEN", SecretRef("HF_TOKEN")),) if hf_token else ()
+    services: list[Service] = []
+    files: list[ConfigFile] = []
+
+    download: Optional[DownloadStep] = e.download(ec, rm.artifact, rm.image)
+    mounts = [Mount("volume", CACHE_VOLUME, CACHE_DIR)]
+    if rm.artifact.kind == "local":
+        mounts.append(Mount("host", rm.artifact.ref, f"{LOCAL_DIR}/{m.name}", read_only=True))
+    depends: tuple[Dependency, ...] = ()
+    if download is not None:
+        name = f"{m.name}-download"
+        env = tuple(download.env) + (token_env if download.needs_hf_token else ())
+        services.append(Service(
+            name=name, role="model-download", image=download.image, command=download.command,
+            entrypoint=download.entrypoint, env=env, mounts=(Mount("volume", CACHE_VOLUME, CACHE_DIR),),
+            one_shot=True, group=m.name, origin=origin,
+        ))
+        depends = (Dependency(name, "completed"),)
+
+    options = e.options(ec)
+    if options:
+        path = f"engines/{m.name}/{e.name}-options.yaml"
+        files.append(ConfigFile(path, "yaml", options))
+        mounts.append(Mount("file", path, e.options_path, read_only=True))
+
+    health = e.health(ec)
+    replicas = Replicas(mp.replicas_min, mp.replicas_max)
+    autoscale = (m.autoscale.metric, m.autoscale.target) if m.autoscale else None
+    env = tuple(e.env(ec)) + token_env
+    for index, pieces in enumerate(slots):
+        node, indices = pieces[0]
+        services.append(Service(
+            name=f"{m.name}-{index}", role="engine", image=rm.image, command=tuple(e.argv(ec)),
+            entrypoint=e.entrypoint(ec), env=env, port=e.port, node=f"node-{node}",
+            gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=e.resources(ec), health=health,
+            startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts), depends_on=depends,
+            group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin,
+        ))
+    return services, files
+
+
+def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
+    """What this deployment asks for that some targets cannot express (checked per target)."""
+    spec, where = stack.spec, stack.where
+    out: list[Feature] = []
+    for rm in stack.models:
+        m, i = rm.spec, rm.index
+        if not isinstance(m.replicas, int):
+            out.append(Feature("replica-range", where("models", i, "replicas"), m.name))
+        if m.autoscale is not None:
+            out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name))
+    if stack.nodes > 1:
+        demands = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
+        one = place(demands, stack.gpus_per_node, 1) is not None
+        out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))
+    if stack.gpu.vendor != "nvidia":
+        out.append(Feature(f"gpu-{stack.gpu.vendor}", where("hardware", "gpu"), stack.gpu.id))
+    t = spec.tiering
+    if t is not None:
+        if t.kv_cache:
+            out.append(Feature("kv-tiers", where("tiering", "kv_cache", key=True), ", ".join(x.tier for x in t.kv_cache)))
+        if t.routing != "round-robin":
+            out.append(Feature(f"routing-{t.routing}", where("tiering", "routing"), t.routing))
+        if t.overflow:
+            out.append(Feature("overflow", where("tiering", "overflow", key=True), ", ".join(o.name for o in t.overflow)))
+    return out

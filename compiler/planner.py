@@ -1,0 +1,649 @@
+"""The capacity plan: how many GPUs each replica needs, what its KV cache holds, what it costs.
+
+For every model the planner resolves the engine's settings (its own defaults for what the
+spec leaves unset), sizes the weights and the KV cache per GPU the way the engine budgets
+memory, picks the fewest GPUs that hold `concurrency` sequences at `max_context` (`gpus:
+auto`), checks compatibility (SC5xx) and capacity (SC4xx), and checks the whole stack fits the
+hardware. Every `help:` it offers was re-planned and found to hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from . import compat, memory
+from .catalog import Catalog, GpuInfo, InstanceInfo, ModelInfo
+from .diagnostics import Diagnostic
+from .engines.base import GIB, Budget, BudgetInputs
+from .resolve import ResolvedModel, ResolvedStack
+
+MARGIN = 0.03  # a plan within 3% of a limit is `marginal`: a warning, not a verdict
+BLOCK = 16  # vLLM's default KV block size in tokens
+DISK_READ_BYTES_PER_S = 2 * GIB  # reading weights from a local NVMe cache into GPU memory
+
+
+@dataclass(frozen=True)
+class Settings:
+    util: Optional[float]  # the engine's memory share (resolved), None where it has none
+    max_context: int
+    max_num_seqs: int
+    max_batched_tokens: int
+    kv_cache_dtype: str
+    dtype: str
+    enforce_eager: bool
+    quantization: str
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    tp: int
+    pp: int
+    budget: Budget
+    weights_per_gpu: float
+    kv_bytes_per_token: float
+    kv_cache_tokens: int
+    max_concurrency: Optional[float]
+    fits: bool
+    marginal: bool
+    reason: str  # why it does not fit: weights | kv | "" when it fits
+
+
+@dataclass
+class ModelPlan:
+    model: ResolvedModel
+    settings: Settings
+    evaluation: Evaluation
+    replicas_min: int
+    replicas_max: int
+    download_bytes: float
+    startup_budget_s: int
+    instance: Optional[InstanceInfo] = None
+    usd_per_hour: Optional[float] = None
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.evaluation.tp * self.evaluation.pp
+
+    def as_json(self, gpu: GpuInfo) -> dict:
+        e, s, m = self.evaluation, self.settings, self.model
+        return {
+            "name": m.name,
+            "engine": m.engine.name,
+            "engine_version": m.engine_version,
+            "image": m.image,
+            "quantization": s.quantization,
+            "kv_cache_dtype": s.kv_cache_dtype,
+            "gpu": gpu.id,
+            "gpus_per_replica": self.gpus_per_replica,
+            "tensor_parallel": e.tp,
+            "pipeline_parallel": e.pp,
+            "replicas": self.replicas_max if self.replicas_min == self.replicas_max
+            else {"min": self.replicas_min, "max": self.replicas_max},
+            "gpu_memory_utilization": s.util,
+            "max_context": s.max_context,
+            "concurrency": s.concurrency,
+            "max_num_seqs": s.max_num_seqs,
+            "max_batched_tokens": s.max_batched_tokens,
+            "weights_gib": _r(e.weights_per_gpu / GIB),
+            "kv_cache_gib": _r(max(e.budget.kv, 0) / GIB),
+            "kv_cache_tokens": e.kv_cache_tokens,
+            "max_concurrency": None if e.max_concurrency is None else _r(e.max_concurrency),
+            "fits": e.fits,
+            "marginal": e.marginal,
+            "estimate_only": e.budget.estimate_only,
+            "download_gib": _r(self.download_bytes / GIB),
+            "startup_budget_s": self.startup_budget_s,
+            "instance_type": self.instance.name if self.instance else None,
+            "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
+        }
+
+
+def _r(x: float) -> float:
+    return round(x, 2)
+
+
+@dataclass
+class Plan:
+    stack: ResolvedStack
+    models: list[ModelPlan] = field(default_factory=list)
+    instance: Optional[InstanceInfo] = None
+    gpus_needed: int = 0
+
+    @property
+    def usd_per_hour(self) -> Optional[float]:
+        if self.instance is None or self.instance.price_usd_per_hour is None:
+            return None
+        return self.instance.price_usd_per_hour * self.stack.nodes
+
+    def as_json(self) -> dict:
+        s = self.stack
+        return {
+            "stack": s.spec.name,
+            "environment": s.environment,
+            "hardware": {
+                "gpu": s.gpu.id, "gpu_memory_gib": s.gpu.cuda_total_gib, "gpus_per_node": s.gpus_per_node,
+                "nodes": s.nodes, "provider": s.provider, "region": s.region,
+                "gpus_used": self.gpus_needed, "gpus_total": s.gpus_per_node * s.nodes,
+            },
+            "instance_type": self.instance.name if self.instance else None,
+            "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
+            "usd_per_month": None if self.usd_per_hour is None else round(self.usd_per_hour * 730, 2),
+            "price_verified": self.instance.price_verified if self.instance else None,
+            "models": [m.as_json(s.gpu) for m in self.models],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# settings and evaluation
+
+
+def resolve_settings(rm: ResolvedModel, gpu: GpuInfo) -> Settings:
+    m, e = rm.spec, rm.engine
+    util = m.gpu_memory_utilization if m.gpu_memory_utilization is not None else e.default_gpu_memory_utilization(rm.version)
+    max_context = m.max_context or rm.info.max_context
+    max_num_seqs = m.max_num_seqs or e.default_max_num_seqs(rm.version, gpu.cuda_total_gib, m.task)
+    batched = m.max_batched_tokens or e.default_max_batched_tokens(rm.version, gpu.cuda_total_gib, m.task)
+    if m.task != "generate" and m.max_batched_tokens is None:
+        batched = max(batched, max_context)  # pooling runs whole prompts: no chunked prefill
+    return Settings(util, max_context, max_num_seqs, batched, m.kv_cache_dtype, m.dtype, bool(m.enforce_eager),
+                    rm.quantization, m.concurrency)
+
+
+def activation_bytes(info: ModelInfo, s: Settings, tp: int) -> float:
+    """Peak activations of the profiling forward pass at `max_batched_tokens` tokens: hidden
+    states and the MLP's gate/up/act tensors, plus fp32 logits for the sampled rows."""
+    tokens = s.max_batched_tokens
+    if info.moe:
+        inter = info.moe.expert_intermediate_size * info.moe.active / tp
+    else:
+        inter = info.intermediate_size / tp
+    hidden_part = tokens * (4 * info.hidden_size + 3 * inter) * 2
+    sampled = min(s.max_num_seqs, tokens)
+    logits = sampled * info.vocab_size / tp * 4 * 2
+    return hidden_part + logits
+
+
+def cudagraph_bytes(info: ModelInfo, s: Settings, pp: int) -> float:
+    if s.enforce_eager:
+        return 0.0
+    return (0.35 + 0.008 * info.layers / pp) * GIB
+
+
+def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> Evaluation:
+    info = rm.info
+    weights = memory.weight_bytes_per_gpu(info, s.quantization, s.dtype, tp, pp)
+    layer_split = rm.engine.name in ("llama.cpp", "ollama")  # layers over GPUs, no head split
+    shape = memory.kv_per_token(info, s.kv_cache_dtype, s.dtype, 1 if layer_split else tp,
+                                tp * pp if layer_split else pp)
+    if rm.draft is not None:
+        weights += memory.weight_bytes_per_gpu(rm.draft, "none", s.dtype, tp, 1)
+        draft = memory.kv_per_token(rm.draft, s.kv_cache_dtype, s.dtype, tp, 1)
+        shape = replace(shape, full=shape.full + draft.full)
+    weights += len(rm.spec.adapters) * 0.05 * GIB  # LoRA slots: rank-16 A/B matrices, all layers
+    inputs = BudgetInputs(tp, pp, activation_bytes(info, s, tp), cudagraph_bytes(info, s, pp), rm.version)
+    total = gpu.cuda_total_gib * GIB
+    budget = rm.engine.budget(total, s.util if s.util is not None else 1.0, weights, inputs)
+
+    if budget.kv <= 0:
+        return Evaluation(tp, pp, budget, weights, shape.per_token, 0, 0.0 if shape.per_token else None,
+                          False, _near(budget.kv, budget.requested), "weights")
+    if shape.per_token == 0:  # encoders keep no KV cache between requests
+        return Evaluation(tp, pp, budget, weights, 0, 0, None, True, budget.kv < MARGIN * budget.requested, "")
+    tokens = int(budget.kv // (shape.per_token * BLOCK)) * BLOCK
+    per_request = memory.kv_bytes_for_request(shape, s.max_context, s.max_batched_tokens, BLOCK)
+    concurrency = budget.kv / per_request if per_request else 0.0
+    fits = concurrency >= max(1, s.concurrency) and tokens >= min(s.max_context, tokens + 1)
+    marginal = abs(concurrency - s.concurrency) <= MARGIN * s.concurrency
+    return Evaluation(tp, pp, budget, weights, shape.per_token, tokens, concurrency, fits, marginal,
+                      "" if fits else "kv")
+
+
+def _near(value: float, limit: float) -> bool:
+    return abs(value) <= MARGIN * limit
+
+
+def layouts(rm: ResolvedModel, stack: ResolvedStack) -> list[tuple[int, int]]:
+    """Candidate (tp, pp) for `gpus: auto`, fewest GPUs first: tensor parallel within a node
+    (powers of two, and the node size), then pipeline stages over nodes."""
+    per_node = stack.gpus_per_node
+    sizes = sorted({n for n in (1, 2, 4, 8, 16, 32, 64) if n <= per_node} | {per_node})
+    if rm.engine.name in ("llama.cpp", "ollama"):
+        valid = sizes
+    else:
+        valid = [n for n in sizes if memory.tp_valid(rm.info, n)]
+    out = [(tp, 1) for tp in valid]
+    if valid and stack.nodes > 1 and rm.engine.name in ("vllm", "sglang", "tensorrt-llm"):
+        out += [(valid[-1], pp) for pp in range(2, stack.nodes + 1)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole plan
+
+
+def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]]:
+    result = Plan(stack)
+    diags: list[Diagnostic] = []
+    for rm in stack.models:
+        mp, model_diags = plan_model(rm, stack, catalog)
+        diags += model_diags
+        if mp is not None:
+            result.models.append(mp)
+    result.gpus_needed = sum(mp.gpus_per_replica * mp.replicas_max for mp in result.models)
+    if not any(d.is_error for d in diags):
+        diags += _check_packing(result)
+    result.instance, cost_diags = _choose_instance(stack, catalog)
+    diags += cost_diags
+    if result.instance and result.instance.price_usd_per_hour is not None:
+        price_per_gpu = result.instance.price_usd_per_hour / result.instance.gpu_count
+        for mp in result.models:
+            mp.instance = result.instance
+            mp.usd_per_hour = price_per_gpu * mp.gpus_per_replica * mp.replicas_max
+    elif result.instance:
+        for mp in result.models:
+            mp.instance = result.instance
+    return result, diags
+
+
+def plan_model(rm: ResolvedModel, stack: ResolvedStack, catalog: Catalog) -> tuple[Optional[ModelPlan], list[Diagnostic]]:
+    where = stack.where
+    assert where is not None
+    m, gpu, i = rm.spec, stack.gpu, rm.index
+    diags = compatibility(rm, gpu, where)
+    s = resolve_settings(rm, gpu)
+
+    if m.max_context and m.max_context > rm.info.max_context:
+        diags.append(Diagnostic.error(
+            "SC403", f"`max_context: {m.max_context}` is above `{rm.info.hf_repo}`'s maximum of {rm.info.max_context} tokens",
+            where("models", i, "max_context"), label="longer than the model was trained for",
+            help=f"`max_context: {rm.info.max_context}`"))
+        s = replace(s, max_context=rm.info.max_context)
+
+    explicit = _explicit_layout(rm, stack, where, diags)
+    if any(d.is_error and d.code in ("SC404", "SC406") for d in diags):
+        return None, diags
+    if explicit is not None:
+        ev = evaluate(rm, gpu, s, *explicit)
+    else:
+        candidates = layouts(rm, stack)
+        if not candidates:
+            diags.append(Diagnostic.error(
+                "SC404", f"no tensor-parallel size up to {stack.gpus_per_node} splits `{rm.info.hf_repo}` "
+                f"({rm.info.heads} heads, {rm.info.kv_heads} KV heads)", where("models", i, "gpus"),
+                label="no valid split", help="set `gpus:` to a size that divides the attention heads"))
+            return None, diags
+        ev = None
+        for tp, pp in candidates:
+            ev = evaluate(rm, gpu, s, tp, pp)
+            if ev.fits:
+                break
+        assert ev is not None
+    if not ev.fits:
+        diags.append(_does_not_fit(rm, stack, s, ev, explicit is None, catalog))
+    elif ev.marginal:
+        diags.append(Diagnostic.warning(
+            "SC407", f"`{m.name}` only just fits: {ev.max_concurrency:.2f} sequences of {s.max_context} tokens "
+            f"for {s.concurrency} asked", where("models", i, "concurrency"),
+            label="within 3% of the limit", help="leave headroom: fewer sequences, fp8 KV cache or one more GPU"))
+    if ev.budget.estimate_only and ev.fits:
+        diags.append(Diagnostic.warning(
+            "SC408", f"{rm.engine.title} publishes no memory accounting stackc can follow closely: "
+            f"`{m.name}`'s KV-cache figures are estimates", where("models", i, "engine"),
+            label=f"{rm.engine.title} here", help="check the engine's start-up log before relying on the numbers"))
+    if s.max_num_seqs < s.concurrency and m.task == "generate":
+        diags.append(Diagnostic.warning(
+            "SC409", f"`max_num_seqs: {s.max_num_seqs}` runs fewer sequences than `concurrency: {s.concurrency}`",
+            where("models", i, "max_num_seqs") if m.max_num_seqs else where("models", i, "concurrency"),
+            label="the engine will queue the rest", help=f"`max_num_seqs: {s.concurrency}`"))
+
+    replicas = m.replicas
+    rmin, rmax = (replicas, replicas) if isinstance(replicas, int) else (replicas.min, replicas.max)
+    if not isinstance(replicas, int) and replicas.min > replicas.max:
+        diags.append(Diagnostic.error(
+            "SC206", f"`replicas.min` ({replicas.min}) is above `replicas.max` ({replicas.max})",
+            where("models", i, "replicas"), label="empty range", help=f"`replicas: {{min: {replicas.max}, max: {replicas.min}}}`"))
+    download = download_bytes(rm)
+    weights_total = ev.weights_per_gpu * ev.tp * ev.pp
+    overhead = rm.engine.startup_overhead_s if not s.enforce_eager else rm.engine.startup_overhead_s // 3
+    startup = int(math.ceil((weights_total / DISK_READ_BYTES_PER_S + overhead) * 1.5 / 30) * 30)
+    return ModelPlan(rm, s, ev, rmin, rmax, download, max(startup, 60)), diags
+
+
+def download_bytes(rm: ResolvedModel) -> float:
+    """What the download job fetches: the artifact as stored (an unquantized checkpoint that the
+    engine quantizes at load time is downloaded at its stored size)."""
+    stored = rm.loaded_format if rm.loaded_format else "none"
+    if rm.artifact.kind == "local":
+        return 0.0
+    total = memory.weight_bytes_total(rm.info, stored if stored != "none" else "none", "auto")
+    if rm.info.native_dtype == "float32" and stored == "none":
+        total *= 2
+    return total
+
+
+def _explicit_layout(rm: ResolvedModel, stack: ResolvedStack, where, diags: list[Diagnostic]) -> Optional[tuple[int, int]]:
+    m, i = rm.spec, rm.index
+    if m.parallel is not None and m.gpus != "auto":
+        diags.append(Diagnostic.error(
+            "SC209", "`gpus` and `parallel` are both set", where("models", i, "parallel", key=True),
+            label="choose one", help="keep `parallel:` for an explicit split, or `gpus: N` for tensor parallel N"))
+        return None
+    if m.parallel is not None:
+        tp, pp = m.parallel.tensor, m.parallel.pipeline
+        path = ("models", i, "parallel", "tensor")
+    elif m.gpus != "auto":
+        tp, pp = int(m.gpus), 1
+        path = ("models", i, "gpus")
+    else:
+        return None
+    layer_split = rm.engine.name in ("llama.cpp", "ollama")
+    if not layer_split and not memory.tp_valid(rm.info, tp):
+        valid = [n for n in range(1, stack.gpus_per_node + 1) if memory.tp_valid(rm.info, n)]
+        diags.append(Diagnostic.error(
+            "SC404", f"tensor parallel {tp} does not divide `{rm.info.hf_repo}`: {rm.info.heads} attention heads, "
+            f"{rm.info.kv_heads} KV heads", where(*path), label=f"{tp} GPUs per replica",
+            help=f"valid sizes on this node: {', '.join(f'`{n}`' for n in valid)}" if valid else None))
+    if tp > stack.gpus_per_node:
+        diags.append(Diagnostic.error(
+            "SC406", f"{tp} GPUs per replica is more than the {stack.gpus_per_node} of one node", where(*path),
+            label="tensor parallel stays within a node",
+            help=(f"`parallel: {{tensor: {stack.gpus_per_node}, pipeline: {-(-tp // stack.gpus_per_node)}}}` "
+                  f"spreads it over {-(-tp // stack.gpus_per_node)} nodes") if stack.nodes >= -(-tp // stack.gpus_per_node)
+            else f"set `hardware.gpus_per_node` to at least {tp}"))
+    if pp > stack.nodes and tp * pp > stack.gpus_per_node * stack.nodes:
+        diags.append(Diagnostic.error(
+            "SC406", f"{tp * pp} GPUs per replica is more than the {stack.gpus_per_node * stack.nodes} the hardware has",
+            where("models", i, "parallel", key=True), label="too many stages",
+            help=f"set `hardware.nodes: {-(-tp * pp // stack.gpus_per_node)}`"))
+    return tp, pp
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostics with re-planned help
+
+
+def _does_not_fit(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Evaluation, auto: bool,
+                  catalog: Catalog) -> Diagnostic:
+    where = stack.where
+    m, gpu, i = rm.spec, stack.gpu, rm.index
+    n = ev.tp * ev.pp
+    layout = f"{n} x {gpu.id}"
+    if ev.reason == "weights":
+        message = (f"`{m.name}` does not fit on {layout}: {_short(rm.info)} at {_qname(s)} needs "
+                   f"{ev.weights_per_gpu / GIB:.1f} GiB of weights per GPU, the GPU gives "
+                   f"{(ev.budget.requested - ev.budget.activation - ev.budget.non_torch - ev.budget.cudagraph) / GIB:.1f} GiB")
+        code = "SC401"
+    elif ev.kv_cache_tokens < s.max_context:
+        message = (f"`{m.name}` cannot hold one sequence of {s.max_context} tokens on {layout}: "
+                   f"its KV cache holds {ev.kv_cache_tokens} tokens ({max(ev.budget.kv, 0) / GIB:.1f} GiB)")
+        code = "SC402"
+    else:
+        message = (f"`{m.name}` holds {ev.max_concurrency:.1f} sequences of {s.max_context} tokens on {layout}, "
+                   f"{s.concurrency} asked")
+        code = "SC402"
+    span_path = ("models", i, "gpus") if (m.gpus != "auto" or m.parallel is None) else ("models", i, "parallel")
+    if m.gpus == "auto" and m.parallel is None:
+        span_path = ("models", i, "concurrency") if code == "SC402" and m.concurrency > 1 else ("models", i, "model")
+    label = "one GPU per replica here" if n == 1 and m.gpus != "auto" else (
+        "the largest layout tried" if auto else f"{n} GPUs per replica here")
+    return Diagnostic.error(code, message, where(*span_path), label=label,
+                            help=_alternatives(rm, stack, s, ev, auto, catalog))
+
+
+def _short(info: ModelInfo) -> str:
+    return info.hf_repo.rsplit("/", 1)[-1]
+
+
+def _qname(s: Settings) -> str:
+    return {"none": "bf16" if s.dtype in ("auto", "bfloat16") else s.dtype}.get(s.quantization, s.quantization)
+
+
+def _alternatives(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Evaluation, auto: bool,
+                  catalog: Catalog) -> Optional[str]:
+    """Fixes that were re-planned and hold, best first."""
+    found: list[tuple[str, Evaluation]] = []
+    gpu = stack.gpu
+    for tp, pp in layouts(rm, stack):
+        if tp * pp > ev.tp * ev.pp:
+            cand = evaluate(rm, gpu, s, tp, pp)
+            if cand.fits:
+                text = f"`gpus: {tp}`" if pp == 1 else f"`parallel: {{tensor: {tp}, pipeline: {pp}}}`"
+                found.append((text, cand))
+                break
+    tp, pp = ev.tp, ev.pp
+    for change, text in (
+        ({"quantization": "fp8"}, "`quantization: fp8`"),
+        ({"kv_cache_dtype": "fp8"}, "`kv_cache_dtype: fp8`"),
+    ):
+        key, value = next(iter(change.items()))
+        if getattr(s, key) == value or (key == "quantization" and s.quantization != "none"):
+            continue
+        if key == "quantization" and (compat.check_quantization(rm.engine.name, rm.version, "fp8", gpu) is not None
+                                      or "fp8" not in compat.ONLINE_QUANTIZATION.get(rm.engine.name, ())):
+            continue
+        alt = replace(s, **change)
+        for ltp, lpp in ([(tp, pp)] + [c for c in layouts(rm, stack) if c[0] * c[1] > tp * pp]):
+            cand = evaluate(rm, gpu, alt, ltp, lpp)
+            if cand.fits:
+                extra = "" if (ltp, lpp) == (tp, pp) else f" with `gpus: {ltp}`"
+                found.append((text + extra, cand))
+                break
+    if ev.reason == "kv" and s.concurrency > 1 and ev.max_concurrency and ev.max_concurrency >= 1:
+        found.append((f"`concurrency: {int(ev.max_concurrency)}`", ev))
+    if ev.reason == "kv" and ev.budget.kv > 0:
+        best = _longest_context(rm, gpu, s, tp, pp)
+        if best:
+            found.append((f"`max_context: {best}`", ev))
+    for other in sorted(catalog.gpus, key=lambda g: g.cuda_total_gib):
+        if other.vendor != gpu.vendor or other.cuda_total_gib <= gpu.cuda_total_gib:
+            continue
+        if compat.check_quantization(rm.engine.name, rm.version, s.quantization, other) is not None:
+            continue
+        cand = evaluate(rm, other, s, tp, pp)
+        if cand.fits:
+            found.append((f"`hardware.gpu: {other.id}`", cand))
+            break
+    if not found:
+        return "no single change found that fits; reduce `max_context` or `concurrency`, or use a larger GPU"
+    first_text, first = found[0]
+    holds = (f" holds {first.max_concurrency:.0f} sequences of {s.max_context} tokens ({s.concurrency} asked)"
+             if first.max_concurrency is not None and not first_text.startswith(("`max_context", "`concurrency")) else "")
+    rest = [t for t, _ in found[1:]]
+    tail = f"; so do {', '.join(rest)}" if rest else ""
+    verb = "" if holds else " fits"
+    return f"{first_text}{holds}{verb}{tail}"
+
+
+def _longest_context(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> Optional[int]:
+    lo, hi = 1, s.max_context
+    if not evaluate(rm, gpu, replace(s, max_context=1024), tp, pp).fits:
+        return None
+    lo = 1024
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        if evaluate(rm, gpu, replace(s, max_context=mid), tp, pp).fits:
+            lo = mid
+        else:
+            hi = mid
+    return lo // 256 * 256
+
+
+# ---------------------------------------------------------------------------------------------
+# compatibility (SC5xx)
+
+
+def compatibility(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
+    diags: list[Diagnostic] = []
+    m, i, e = rm.spec, rm.index, rm.engine
+    support = compat.ENGINE_SUPPORT[e.name]
+    if gpu.vendor not in support.vendors:
+        names = ", ".join(n for n, s in compat.ENGINE_SUPPORT.items() if gpu.vendor in s.vendors)
+        diags.append(Diagnostic.error(
+            "SC505", f"{e.title} does not run on {gpu.name} ({gpu.vendor})", where("models", i, "engine"),
+            label=f"{e.title} here", help=f"engines for this GPU: {names}"))
+        return diags
+    if m.task not in support.tasks:
+        names = ", ".join(f"`{n}`" for n, s in compat.ENGINE_SUPPORT.items() if m.task in s.tasks)
+        diags.append(Diagnostic.error(
+            "SC504", f"{e.title} does not serve `task: {m.task}`", where("models", i, "task"),
+            label=f"{m.task} here", help=f"engines that do: {names}"))
+    if m.task == "generate" and rm.info.task == "embed":
+        diags.append(Diagnostic.error(
+            "SC504", f"`{rm.info.hf_repo}` is an embedding model; it cannot `generate`", where("models", i, "model"),
+            label="an encoder", help="set `task: embed`"))
+    rule = compat.check_quantization(e.name, rm.version, rm.quantization, gpu)
+    span = where("models", i, "quantization") if m.quantization else where("models", i, "engine")
+    if rule is not None:
+        values = dict(version=f"v{rm.engine_version}", gpu=gpu.id, cc=gpu.compute_capability or "n/a",
+                      quantization=rm.quantization)
+        make = Diagnostic.error if rule.verdict == "error" else Diagnostic.warning
+        diags.append(make(rule.code, compat.fill(rule.message, **values), span,
+                          label=f"{rm.quantization} here" if m.quantization else f"{e.title} here",
+                          help=compat.fill(rule.help, **values)))
+    diags += _format_check(rm, where)
+    if m.speculative and not support.speculative:
+        diags.append(Diagnostic.error(
+            "SC507", f"{e.title} does not run speculative decoding with a draft model",
+            where("models", i, "speculative", key=True), label="a draft model here",
+            help="remove `speculative:`, or use vllm, sglang or llama.cpp"))
+    if m.adapters and not support.adapters:
+        diags.append(Diagnostic.error(
+            "SC507", f"{e.title} does not serve LoRA adapters", where("models", i, "adapters", key=True),
+            label="adapters here", help="remove `adapters:`, or use vllm, sglang, llama.cpp or tgi"))
+    if m.prefix_caching is False and not e.supports_prefix_caching:
+        diags.append(Diagnostic.warning(
+            "SC510", f"{e.title} has no switch for prefix caching: `prefix_caching: false` has no effect",
+            where("models", i, "prefix_caching"), label="ignored", help="remove `prefix_caching`"))
+    if m.gpu_memory_utilization is not None and e.default_gpu_memory_utilization(rm.version) is None:
+        diags.append(Diagnostic.warning(
+            "SC510", f"{e.title} takes no memory share: `gpu_memory_utilization` has no effect",
+            where("models", i, "gpu_memory_utilization"), label="ignored",
+            help=f"{e.title} offloads every layer to the GPU; size the model with `max_context` and `concurrency`"))
+    if m.kv_cache_dtype == "fp8" and e.name in ("llama.cpp", "ollama"):
+        diags.append(Diagnostic.warning(
+            "SC503", f"{e.title} has no fp8 KV cache: stackc uses its 8-bit `q8_0` cache instead",
+            where("models", i, "kv_cache_dtype"), label="runs as q8_0", help="set `kv_cache_dtype: auto` to keep f16"))
+    diags += _engine_args_check(rm, gpu, where)
+    return diags
+
+
+def _format_check(rm: ResolvedModel, where) -> list[Diagnostic]:
+    m, i = rm.spec, rm.index
+    loaded, quant = rm.loaded_format, rm.quantization
+    if loaded is None or loaded == quant:
+        return []
+    online = compat.ONLINE_QUANTIZATION.get(rm.engine.name, ())
+    if loaded == "none" and quant in online:
+        return []  # quantized while loading (vLLM's online FP8, for example)
+    if loaded == "none" and quant == "none":
+        return []
+    source = m.weights or m.model
+    if loaded == "none":
+        return [Diagnostic.error(
+            "SC508", f"`{source}` holds unquantized weights; {rm.engine.title} cannot turn them into {quant} while loading",
+            where("models", i, "quantization"), label=f"{quant} asked",
+            help=f"set `weights:` to a {quant} checkpoint of this model"
+                 + (f", or `quantization: {online[0]}` to quantize at load time" if online else ""))]
+    return [Diagnostic.error(
+        "SC508", f"`{source}` is a {loaded} checkpoint, but `quantization` says {quant}",
+        where("models", i, "quantization") if m.quantization else where("models", i, "weights"),
+        label="does not match the weights", help=f"`quantization: {loaded}`, or `weights:` of a {quant} checkpoint")]
+
+
+SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential")
+
+
+def _engine_args_check(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
+    from .lower import engine_config  # the flags stackc sets depend on the lowered config
+
+    m, i, e = rm.spec, rm.index, rm.engine
+    if not m.engine_args:
+        return []
+    diags = []
+    managed = e.managed_flags(engine_config(rm, resolve_settings(rm, gpu), 1, 1, gpu, with_extra=False))
+    seen: dict[str, str] = {}
+    for key, value in m.engine_args.items():
+        flag = e.canonical_flag(key)
+        span = where("models", i, "engine_args", key, key=True)
+        if flag in managed:
+            diags.append(Diagnostic.error(
+                "SC511", f"`engine_args` sets `{key}`, which stackc already sets for {e.title}", span,
+                label=f"same flag as `--{flag}`", help=_managed_help(flag)))
+        elif flag in seen:
+            diags.append(Diagnostic.error(
+                "SC511", f"`engine_args` sets `{flag}` twice (`{seen[flag]}` and `{key}`)", span,
+                label="written again here", help="keep one spelling"))
+        seen.setdefault(flag, key)
+        if any(w in flag.lower() for w in SECRET_WORDS) and isinstance(value, str):
+            diags.append(Diagnostic.error(
+                "SC702", f"`engine_args.{key}` would write a secret into the generated files", span,
+                label="a credential as a literal", help="declare the secret under `secrets:`; engines read their keys from the environment"))
+        if isinstance(value, str) and any(c in value for c in "\n\r\x00"):
+            diags.append(Diagnostic.error(
+                "SC207", f"`engine_args.{key}` contains a control character", where("models", i, "engine_args", key),
+                label="not allowed", help="write the value on one line"))
+    return diags
+
+
+_SPEC_FIELD_FOR_FLAG = {
+    "max-model-len": "max_context", "ctx-size": "max_context", "context-length": "max_context",
+    "tensor-parallel-size": "gpus", "tp-size": "gpus", "num-shard": "gpus",
+    "gpu-memory-utilization": "gpu_memory_utilization", "mem-fraction-static": "gpu_memory_utilization",
+    "max-num-seqs": "max_num_seqs", "max-running-requests": "max_num_seqs",
+    "max-num-batched-tokens": "max_batched_tokens", "kv-cache-dtype": "kv_cache_dtype",
+    "quantization": "quantization", "quantize": "quantization", "dtype": "dtype",
+    "served-model-name": "served_names", "enforce-eager": "enforce_eager", "revision": "revision",
+    "enable-prefix-caching": "prefix_caching", "pipeline-parallel-size": "parallel",
+}
+
+
+def _managed_help(flag: str) -> str:
+    field_name = _SPEC_FIELD_FOR_FLAG.get(flag)
+    if field_name:
+        return f"remove it from `engine_args` and set `{field_name}:` on the model"
+    return "remove it from `engine_args`: stackc derives it from the spec"
+
+
+# ---------------------------------------------------------------------------------------------
+# the stack as a whole
+
+
+def _check_packing(p: Plan) -> list[Diagnostic]:
+    from .placement import place
+
+    stack = p.stack
+    where = stack.where
+    capacity = stack.gpus_per_node * stack.nodes
+    demands = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in p.models]
+    if place(demands, stack.gpus_per_node, stack.nodes) is not None:
+        return []
+    need_nodes = next((n for n in range(stack.nodes + 1, stack.nodes + 65)
+                       if place(demands, stack.gpus_per_node, n) is not None), None)
+    per_model = ", ".join(f"`{n}` {g} x {r}" for n, g, r in demands)
+    return [Diagnostic.error(
+        "SC405", f"the models need {p.gpus_needed} GPUs ({per_model}); the hardware has {capacity}",
+        where("hardware", key=True), label=f"{stack.nodes} x {stack.gpus_per_node} {stack.gpu.id}",
+        help=f"set `hardware.nodes: {need_nodes}`" if need_nodes else "use fewer replicas or smaller models")]
+
+
+def _choose_instance(stack: ResolvedStack, catalog: Catalog) -> tuple[Optional[InstanceInfo], list[Diagnostic]]:
+    if stack.provider == "on-prem":
+        return None, []
+    where = stack.where
+    options = catalog.instances_for(stack.provider, stack.gpu.id)
+    exact = [o for o in options if o.gpu_count == stack.gpus_per_node]
+    if not exact:
+        counts = sorted({o.gpu_count for o in options})
+        return None, [Diagnostic.error(
+            "SC313", f"no {stack.provider} instance type has {stack.gpus_per_node} x {stack.gpu.id}",
+            where("hardware", "gpus_per_node") if stack.spec.hardware.gpus_per_node else where("hardware", key=True),
+            label="no such instance shape",
+            help=(f"{stack.provider} offers {stack.gpu.id} in sizes of {', '.join(map(str, counts))} GPUs: set "
+                  f"`gpus_per_node` to one of them") if counts else
+            f"the catalog has no {stack.gpu.id} on {stack.provider}; add your own with `STACKC_CATALOG`")]
+    priced = [o for o in exact if o.price_usd_per_hour is not None]
+    chosen = min(priced, key=lambda o: (o.price_usd_per_hour, o.name)) if priced else sorted(exact, key=lambda o: o.name)[0]
+    return chosen, []

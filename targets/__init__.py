@@ -1,0 +1,16 @@
+"""The back ends. This registry is the one list: the CLI's `--target` choices, the docs and
+the test matrix all derive from it."""
+
+from __future__ import annotations
+
+from .base import Artifacts, Capabilities, Target
+from .compose import ComposeTarget
+
+REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(),)}
+
+
+def get(name: str) -> Target:
+    return REGISTRY[name]
+
+
+__all__ = ["Artifacts", "Capabilities", "Target", "REGISTRY", "get"]
