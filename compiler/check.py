@@ -263,7 +263,7 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
             f"missing required key `{key}` {what}",
             parent_loc.key or _first_line(parent_loc),
             label=f"`{key}` is missing here",
-            help=f"add `{key}:`" + (f" ({desc[0].lower() + desc[1:].rstrip('.')})" if desc else ""),
+            help=f"add `{key}:`" + (f" ({_sentence(desc)})" if desc else ""),
         )
     if etype == "literal_error" or etype == "union_tag_invalid" or etype == "enum":
         expected = re.findall(r"'([^']*)'", ctx.get("expected") or ctx.get("expected_tags") or "")
@@ -327,6 +327,14 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
                             located.value, help="see `stackc schema` for the accepted values")
 
 
+def _sentence(desc: str) -> str:
+    """A field description inside a help line: first letter lowered unless it is an acronym."""
+    desc = desc.rstrip(".")
+    if len(desc) > 1 and desc[1].isupper():
+        return desc
+    return desc[0].lower() + desc[1:]
+
+
 def _root_data(data: Any, base_path: tuple) -> Any:
     if not base_path:
         return data
@@ -379,7 +387,7 @@ def _type_help(root: type[BaseModel], data: Any, path: Sequence, word: str | Non
     if cls and path and path[-1] in cls.model_fields:
         desc = cls.model_fields[path[-1]].description
         if desc:
-            return f"`{path[-1]}`: {desc[0].lower()}{desc[1:]}"
+            return f"`{path[-1]}`: {_sentence(desc)}"
     return None
 
 

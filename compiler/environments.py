@@ -66,6 +66,20 @@ def merge_models(base: YSeq, overlay: YSeq, env: str) -> tuple[YSeq, list[Diagno
                 and _scalar(entry, k) != _scalar(current, k)
                 for k in REPLACING_FIELDS
             )
+            if replaces and "model" not in entry.entries:
+                changed = next(k for k in REPLACING_FIELDS if k in entry.entries)
+                diagnostics.append(
+                    Diagnostic.error(
+                        "SC305",
+                        f"environment `{env}` changes the `{changed}` of model `{name}`, which replaces the whole "
+                        "entry, but the new entry has no `model`",
+                        entry.entries[changed].key_span,
+                        label=f"a new `{changed}` starts a new entry",
+                        help="write the complete model in this environment (at least `model:`); no field of the "
+                             "base entry carries over to another engine",
+                    )
+                )
+                continue
             items[i] = _strip_nulls(entry) if replaces else merge(current, entry)
         else:
             if "model" not in entry.entries and _scalar(entry, "enabled") is not False:

@@ -403,38 +403,52 @@ def _qname(s: Settings) -> str:
 
 def _alternatives(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Evaluation, auto: bool,
                   catalog: Catalog) -> Optional[str]:
-    """Fixes that were re-planned and hold, best first."""
+    """Fixes that were re-planned and hold: more GPUs, cheaper formats (with the fewest GPUs
+    they need), fewer or shorter sequences, a larger GPU. Best first, none redundant."""
+    gpu, current = stack.gpu, ev.tp * ev.pp
+    options = [c for c in layouts(rm, stack) if c[0] * c[1] >= current]
+
+    def smallest(settings: Settings, on: GpuInfo = gpu, only_current: bool = False):
+        for tp, pp in ([(ev.tp, ev.pp)] if only_current else options):
+            cand = evaluate(rm, on, settings, tp, pp)
+            if cand.fits:
+                return (tp, pp), cand
+        return None
+
+    def layout_text(tp: int, pp: int) -> str:
+        return f"`gpus: {tp}`" if pp == 1 else f"`parallel: {{tensor: {tp}, pipeline: {pp}}}`"
+
     found: list[tuple[str, Evaluation]] = []
-    gpu = stack.gpu
-    for tp, pp in layouts(rm, stack):
-        if tp * pp > ev.tp * ev.pp:
-            cand = evaluate(rm, gpu, s, tp, pp)
-            if cand.fits:
-                text = f"`gpus: {tp}`" if pp == 1 else f"`parallel: {{tensor: {tp}, pipeline: {pp}}}`"
-                found.append((text, cand))
-                break
-    tp, pp = ev.tp, ev.pp
-    for change, text in (
-        ({"quantization": "fp8"}, "`quantization: fp8`"),
-        ({"kv_cache_dtype": "fp8"}, "`kv_cache_dtype: fp8`"),
-    ):
-        key, value = next(iter(change.items()))
-        if getattr(s, key) == value or (key == "quantization" and s.quantization != "none"):
+    more = smallest(s)
+    limit = more[0][0] * more[0][1] if more else 10**9
+    if more and more[0] != (ev.tp, ev.pp):
+        found.append((layout_text(*more[0]), more[1]))
+    online = "fp8" in compat.ONLINE_QUANTIZATION.get(rm.engine.name, ()) and s.quantization == "none" \
+        and compat.check_quantization(rm.engine.name, rm.version, "fp8", gpu) is None
+    kv_ok = s.kv_cache_dtype != "fp8" and rm.engine.name not in ("llama.cpp", "ollama")
+    changes = []
+    if online:
+        changes.append(({"quantization": "fp8"}, "`quantization: fp8`"))
+    if kv_ok:
+        changes.append(({"kv_cache_dtype": "fp8"}, "`kv_cache_dtype: fp8`"))
+    if online and kv_ok:
+        changes.append(({"quantization": "fp8", "kv_cache_dtype": "fp8"}, "`quantization: fp8` and `kv_cache_dtype: fp8`"))
+    for change, text in changes:
+        hit = smallest(replace(s, **change))
+        if hit is None:
             continue
-        if key == "quantization" and (compat.check_quantization(rm.engine.name, rm.version, "fp8", gpu) is not None
-                                      or "fp8" not in compat.ONLINE_QUANTIZATION.get(rm.engine.name, ())):
+        (tp, pp), cand = hit
+        if tp * pp >= limit:
             continue
-        alt = replace(s, **change)
-        for ltp, lpp in ([(tp, pp)] + [c for c in layouts(rm, stack) if c[0] * c[1] > tp * pp]):
-            cand = evaluate(rm, gpu, alt, ltp, lpp)
-            if cand.fits:
-                extra = "" if (ltp, lpp) == (tp, pp) else f" with `gpus: {ltp}`"
-                found.append((text + extra, cand))
-                break
+        limit = min(limit, tp * pp) if text.count("`") > 2 else limit
+        extra = "" if (tp, pp) == (ev.tp, ev.pp) else f" with {layout_text(tp, pp)}"
+        found.append((text + extra, cand))
+        if (tp, pp) == (ev.tp, ev.pp):
+            break  # a change that fits as laid out needs no combination with others
     if ev.reason == "kv" and s.concurrency > 1 and ev.max_concurrency and ev.max_concurrency >= 1:
         found.append((f"`concurrency: {int(ev.max_concurrency)}`", ev))
     if ev.reason == "kv" and ev.budget.kv > 0:
-        best = _longest_context(rm, gpu, s, tp, pp)
+        best = _longest_context(rm, gpu, s, ev.tp, ev.pp)
         if best:
             found.append((f"`max_context: {best}`", ev))
     for other in sorted(catalog.gpus, key=lambda g: g.cuda_total_gib):
@@ -442,19 +456,17 @@ def _alternatives(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Eval
             continue
         if compat.check_quantization(rm.engine.name, rm.version, s.quantization, other) is not None:
             continue
-        cand = evaluate(rm, other, s, tp, pp)
-        if cand.fits:
-            found.append((f"`hardware.gpu: {other.id}`", cand))
+        hit = smallest(s, other, only_current=True)
+        if hit:
+            found.append((f"`hardware.gpu: {other.id}`", hit[1]))
             break
     if not found:
         return "no single change found that fits; reduce `max_context` or `concurrency`, or use a larger GPU"
     first_text, first = found[0]
     holds = (f" holds {first.max_concurrency:.0f} sequences of {s.max_context} tokens ({s.concurrency} asked)"
-             if first.max_concurrency is not None and not first_text.startswith(("`max_context", "`concurrency")) else "")
+             if first.max_concurrency is not None and not first_text.startswith(("`max_context", "`concurrency")) else " fits")
     rest = [t for t, _ in found[1:]]
-    tail = f"; so do {', '.join(rest)}" if rest else ""
-    verb = "" if holds else " fits"
-    return f"{first_text}{holds}{verb}{tail}"
+    return f"{first_text}{holds}" + (f"; so do {', '.join(rest)}" if rest else "")
 
 
 def _longest_context(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> Optional[int]:

@@ -66,7 +66,7 @@ class ResolvedModel:
 
     @property
     def engine_version(self) -> str:
-        return version_text(self.version)
+        return self.engine.version_label(self.version)
 
 
 @dataclass

@@ -141,6 +141,9 @@ class Engine:
                 chosen = r
         return chosen
 
+    def version_label(self, version: Version) -> str:
+        return version_text(version)
+
     # ---- planning defaults
 
     def default_gpu_memory_utilization(self, version: Version) -> Optional[float]:
@@ -193,12 +196,17 @@ class Engine:
         return ec.served_name
 
     def managed_flags(self, ec: EngineConfig) -> set[str]:
-        """Every flag stackc sets itself, normalised; engine_args may not repeat them."""
+        """Every flag stackc may set for this engine, normalised: the flags of this config and of
+        variants with every planned setting switched on, so `engine_args: {-tp: 2}` conflicts
+        even where the plan needs no `--tensor-parallel-size`."""
         flags = set()
-        for arg in self.argv(_without_extra(ec)):
-            if arg.startswith("-"):
-                flags.add(normalise_flag(arg))
-        return flags
+        for probe in probe_configs(ec):
+            flags |= {normalise_flag(a) for a in self.render_flags(probe) if a.startswith("-")}
+        return {self.canonical_flag(f) for f in flags}
+
+    def render_flags(self, ec: EngineConfig) -> list[str]:
+        """The argv whose flags stackc manages (engines wrapping argv in a shell override this)."""
+        return self.argv(ec)
 
     def canonical_flag(self, name: str) -> str:
         raw = name.strip().split("=", 1)[0]
@@ -235,10 +243,19 @@ class BudgetInputs:
     version: Version
 
 
-def _without_extra(ec: EngineConfig) -> EngineConfig:
+def probe_configs(ec: EngineConfig) -> list[EngineConfig]:
+    """`ec` without engine_args, plus variants with every setting stackc plans turned on."""
     from dataclasses import replace
 
-    return replace(ec, extra_args=())
+    base = replace(ec, extra_args=())
+    full = replace(
+        base, tensor_parallel=2, pipeline_parallel=2, expert_parallel=True, revision=base.revision or "r",
+        quantization_flag=base.quantization_flag or "fp8", dtype="bfloat16", kv_cache_dtype="fp8",
+        max_num_seqs=base.max_num_seqs or 1, max_batched_tokens=base.max_batched_tokens or 1,
+        gpu_memory_utilization=base.gpu_memory_utilization or 0.9, enforce_eager=True, prefix_caching=True,
+        speculative=base.speculative or ("draft/model", 1), adapters=base.adapters or (("a", "b/c"),),
+    )
+    return [base, full, replace(full, prefix_caching=False), replace(full, task="embed")]
 
 
 def hf_download_command(repo: str, revision: Optional[str], cache: str, include: tuple[str, ...] = (),
@@ -266,7 +283,7 @@ def default_download(ec: EngineConfig, artifact: Artifact, image: str, hf_cli: t
     if ec.speculative:
         steps.append(hf_download_command(ec.speculative[0], None, ec.cache_dir, (), hf_cli))
     if len(steps) == 1:
-        return DownloadStep(image, steps[0], entrypoint=(), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+        return DownloadStep(image, steps[0][1:], entrypoint=steps[0][:1], env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
     script = " && ".join(" ".join(_sh(a) for a in step) for step in steps)
     return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
 

@@ -32,6 +32,9 @@ class LlamaCpp(Engine):
     supports_prefix_caching = False  # prompt caching is per slot and always on; nothing to switch
     startup_overhead_s = 30
 
+    def version_label(self, version: Version) -> str:
+        return f"b{version[0]}"  # llama.cpp numbers builds, not releases
+
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         # no memory share: everything is offloaded (-ngl 999); keep ~5% for CUDA and compute buffers
         requested = total * 0.95
@@ -68,11 +71,8 @@ class LlamaCpp(Engine):
             args += ["--lora", adapter_path(source, ec.cache_dir)]
         return args + render_args(ec.extra_args)
 
-    def managed_flags(self, ec: EngineConfig) -> set[str]:
-        from dataclasses import replace
-        from .base import normalise_flag
-
-        return {normalise_flag(a) for a in self.server_args(replace(ec, extra_args=())) if a.startswith("-")}
+    def render_flags(self, ec: EngineConfig) -> list[str]:
+        return self.server_args(ec)
 
     def model_arg(self, ec: EngineConfig) -> str:
         return ec.model

@@ -53,9 +53,9 @@ class Ollama(Engine):
         return env
 
     def managed_flags(self, ec: EngineConfig) -> set[str]:
-        from dataclasses import replace
+        from .base import probe_configs
 
-        return {k.lower().replace("_", "-") for k, _ in self.env(replace(ec, extra_args=()))}
+        return {k.lower().replace("_", "-") for probe in probe_configs(ec) for k, _ in self.env(probe)}
 
     def canonical_flag(self, name: str) -> str:
         return name.strip().lstrip("-").split("=", 1)[0].replace("_", "-").lower()

@@ -65,8 +65,7 @@ class TensorRtLlm(Engine):
         return {"kv_cache_config": kv} if kv else {}
 
     def managed_flags(self, ec: EngineConfig) -> set[str]:
-        flags = super().managed_flags(ec)
-        return {f.replace("_", "-") for f in flags} | {"extra-llm-api-options"}
+        return super().managed_flags(ec) | {"extra-llm-api-options"}
 
     def canonical_flag(self, name: str) -> str:
         return super().canonical_flag(name).replace("_", "-")
@@ -81,7 +80,7 @@ class TensorRtLlm(Engine):
             return default_download(ec, artifact, image, hf_cli=("hf",))
         # trtllm-serve takes no revision: fetch a pinned snapshot into a directory and serve that
         cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir)) + ["--local-dir", local_dir(ec, artifact)]
-        return DownloadStep(image, tuple(cmd), entrypoint=(), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+        return DownloadStep(image, tuple(cmd[1:]), entrypoint=tuple(cmd[:1]), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
 
 
 ENGINE = TensorRtLlm()

@@ -1,0 +1,106 @@
+"""The one serialiser and the writer: loss-free YAML, atomic and contained writes, a manifest."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from stackc import output
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**12, 10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.text(max_size=40),
+    st.sampled_from(["yes", "no", "on", "off", "null", "~", "1e3", "0x10", "08", "1:2", "- a", "#x", "a: b",
+                     "@x", "`x`", "!x", "&a", "*a", "%x", "", " lead", "trail ", "multi\nline", "tab\t", "12:30:00",
+                     "2024-01-01", ".inf", "-.5", "+1", "True", "NULL", "y", "n"]),
+)
+keys = st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["yes", "on", "null", "1", "a: b", "- x"]))
+trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                      st.dictionaries(keys, inner, max_size=4)), max_leaves=20)
+
+
+def _load(text: str, typ: str = "safe"):
+    return YAML(typ=typ, pure=True).load(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees)
+def test_yaml_round_trips_through_a_yaml_12_reader(data):
+    assert _load(output.to_yaml(data)) == data
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "on", "off", "y", "n", "08", "1:2", "0o7", "12:30"])
+def test_yaml_11_readers_do_not_misread_strings(value):
+    """PyYAML (what kubernetes-validate and older tools use) reads YAML 1.1: `yes` is a bool there."""
+    yaml = pytest.importorskip("yaml")
+    assert yaml.safe_load(output.to_yaml({"k": value})) == {"k": value}
+
+
+def test_output_is_stable_and_ordered():
+    data = {"b": 1, "a": [1, {"z": None, "x": "v", "y": "y"}], "empty": {}, "none": []}
+    assert output.to_yaml(data) == output.to_yaml(data)
+    assert output.to_yaml(data) == 'b: 1\na:\n  - 1\n  - z: null\n    x: v\n    "y": "y"\nempty: {}\nnone: []\n'
+
+
+def test_unresolved_objects_are_refused():
+    with pytest.raises(TypeError):
+        output.to_yaml({"a": object()})
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x", "a/../../x", "a//b", "", "C:/x", "a\\b", "./a"])
+def test_paths_outside_the_output_are_refused(tmp_path, path):
+    with pytest.raises(output.OutputError):
+        output.write(str(tmp_path / "out"), {path: b"x"})
+    assert not (tmp_path / "x").exists()
+
+
+def test_write_records_a_manifest_and_removes_stale_files(tmp_path):
+    out = tmp_path / "out"
+    output.write(str(out), {"a.yaml": b"1", "sub/b.yaml": b"2"})
+    assert (out / output.MANIFEST).exists()
+    (out / "mine.txt").write_text("user file")
+    written, removed = output.write(str(out), {"a.yaml": b"1b"})
+    assert removed == ["sub/b.yaml"] and not (out / "sub").exists()
+    assert (out / "a.yaml").read_bytes() == b"1b" and (out / "mine.txt").read_text() == "user file"
+
+
+def test_write_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "compose.yaml").write_text("hand-written")
+    with pytest.raises(output.OutputError, match="did not write it"):
+        output.write(str(out), {"compose.yaml": b"generated"})
+    assert (out / "compose.yaml").read_text() == "hand-written"
+
+
+def test_write_refuses_symlinks_leading_outside(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", out / "gateway")
+    with pytest.raises(output.OutputError, match="symbolic link"):
+        output.write(str(out), {"gateway/config.yaml": b"x"})
+    assert not (tmp_path / "elsewhere" / "config.yaml").exists()
+
+
+def test_compare_reports_missing_changed_and_stale(tmp_path):
+    out = tmp_path / "out"
+    output.write(str(out), {"a": b"1", "b": b"2", "c": b"3"})
+    (out / "b").write_bytes(b"edited")
+    (out / "c").unlink()
+    result = output.compare(str(out), {"a": b"1", "b": b"2", "c": b"3", "d": b"4"})
+    assert (result.missing, result.changed, result.stale) == (["c", "d"], ["b"], [])
+    result = output.compare(str(out), {"a": b"1"})
+    assert result.stale == ["b"]
+
+
+def test_no_temporary_files_are_left(tmp_path):
+    out = tmp_path / "out"
+    output.write(str(out), {"x/y.yaml": b"1"})
+    leftovers = [p for p in out.rglob("*") if "stackc-tmp" in p.name]
+    assert leftovers == []

@@ -1,0 +1,266 @@
+"""The planner: memory arithmetic, parallelism choice, capacity diagnostics whose help holds."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from stackc import catalog, memory
+from stackc.pipeline import analyse, open_spec
+
+from .conftest import write_spec
+
+GIB = 1024**3
+CAT = catalog.load()
+
+
+def plan_of(tmp_path, text, env=None):
+    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
+    unit = analyse(session, env, upto="plan")
+    return unit, session.diagnostics + unit.diagnostics
+
+
+def spec(model_lines: str, hardware: str = "{gpu: h100-sxm, gpus_per_node: 8}") -> str:
+    return (f"stack: v1\nname: t\nhardware: {hardware}\nmodels:\n{model_lines}"
+            "gateway: {api_key: {secret: K}}\nsecrets: {K: {}}\n")
+
+
+# ---- memory arithmetic (facts-catalog.md section 1.3)
+
+@pytest.mark.parametrize("repo,bf16_bytes_per_token", [
+    ("meta-llama/Llama-3.1-8B-Instruct", 131072),
+    ("meta-llama/Llama-3.3-70B-Instruct", 327680),
+    ("meta-llama/Llama-3.1-405B-Instruct", 516096),
+    ("Qwen/Qwen2.5-7B-Instruct", 57344),
+    ("Qwen/Qwen3-8B", 147456),
+    ("Qwen/Qwen3-235B-A22B", 192512),
+    ("microsoft/phi-4", 204800),
+    ("deepseek-ai/DeepSeek-V3", 70272),
+])
+def test_kv_bytes_per_token_match_the_facts(repo, bf16_bytes_per_token):
+    shape = memory.kv_per_token(CAT.model(repo), "auto", "auto", tp=1, pp=1)
+    assert shape.per_token == bf16_bytes_per_token
+
+
+def test_fp8_kv_halves_and_mla_is_not_split_by_tp():
+    llama = CAT.model("meta-llama/Llama-3.3-70B-Instruct")
+    assert memory.kv_per_token(llama, "fp8", "auto", 1, 1).per_token == 327680 / 2
+    assert memory.kv_per_token(llama, "auto", "auto", 8, 1).per_token == 327680 / 8
+    # 8 KV heads: beyond TP 8 they are replicated, so KV per GPU stops shrinking
+    assert memory.kv_per_token(llama, "auto", "auto", 16, 1).per_token == 327680 / 8
+    ds = CAT.model("deepseek-ai/DeepSeek-R1")
+    assert memory.kv_per_token(ds, "auto", "auto", 8, 1).per_token == 70272
+
+
+def test_sliding_window_layers_are_capped_per_request():
+    gemma = CAT.model("google/gemma-3-27b-it")
+    shape = memory.kv_per_token(gemma, "auto", "auto", 1, 1)
+    assert shape.full == 10 * 2 * 16 * 128 * 2 and shape.sliding == 52 * 2 * 16 * 128 * 2
+    short = memory.kv_bytes_for_request(shape, 8192, 2048)
+    long = memory.kv_bytes_for_request(shape, 131072, 2048)
+    # past the window plus one batch, only the 10 global layers grow with the context
+    assert long - short == pytest.approx(shape.full * (131072 - 8192))
+
+
+def test_encoders_keep_no_kv():
+    assert memory.kv_per_token(CAT.model("BAAI/bge-m3"), "auto", "auto", 1, 1).per_token == 0
+
+
+@pytest.mark.parametrize("repo,quant,expected_gib", [
+    ("meta-llama/Llama-3.1-8B-Instruct", "none", 14.96),      # 8.03 B x 2 bytes
+    ("meta-llama/Llama-3.3-70B-Instruct", "fp8", 67.7),       # linear fp8, embeddings and head bf16
+    ("Qwen/Qwen2.5-7B-Instruct", "gguf-q4_k_m", 4.34),          # 4.89 bits per weight
+    ("deepseek-ai/DeepSeek-R1", "fp8", 626.6),
+])
+def test_weights(repo, quant, expected_gib):
+    got = memory.weight_bytes_total(CAT.model(repo), quant, "auto") / GIB
+    assert got == pytest.approx(expected_gib, rel=0.02)
+
+
+def test_gpt_oss_mxfp4_quantizes_experts_only():
+    oss = CAT.model("openai/gpt-oss-120b")
+    gib = memory.weight_bytes_total(oss, "mxfp4", "auto") / GIB
+    assert 58 < gib < 66  # the model card: fits one 80 GB GPU
+
+
+@pytest.mark.parametrize("repo,tp,ok", [
+    ("meta-llama/Llama-3.1-8B-Instruct", 8, True),
+    ("meta-llama/Llama-3.1-8B-Instruct", 3, False),
+    ("Qwen/Qwen2.5-7B-Instruct", 8, False),   # 28 heads
+    ("Qwen/Qwen2.5-7B-Instruct", 4, True),
+    ("microsoft/phi-4", 4, False),            # 10 KV heads
+    ("microsoft/phi-4", 2, True),
+])
+def test_tensor_parallel_validity(repo, tp, ok):
+    assert memory.tp_valid(CAT.model(repo), tp) is ok
+
+
+# ---- decisions
+
+def test_auto_picks_the_fewest_gpus_that_hold_the_concurrency(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.3-70B-Instruct, weights: RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic,"
+        " quantization: fp8, kv_cache_dtype: fp8, max_context: 32768, concurrency: 16, gpu_memory_utilization: 0.9}\n"))
+    assert not [d for d in diags if d.is_error]
+    mp = unit.plan.models[0]
+    assert mp.gpus_per_replica == 4  # SPEC.md's example: "auto = the fewest that fit (here 4)"
+    assert mp.evaluation.max_concurrency >= 16
+
+
+def test_vllm_defaults_follow_the_pinned_version(tmp_path):
+    unit, _ = plan_of(tmp_path, spec("  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n"))
+    assert unit.plan.models[0].settings.util == 0.92
+    unit, _ = plan_of(tmp_path, spec("  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192,"
+                                     " image: 'vllm/vllm-openai:v0.11.0'}\n"))
+    assert unit.plan.models[0].settings.util == 0.90
+
+
+def test_does_not_fit_and_every_suggested_fix_holds(tmp_path):
+    """SPEC.md: help lines offer only fixes the planner has re-planned and found to hold."""
+    base = "  - {name: big, model: meta-llama/Llama-3.3-70B-Instruct, max_context: 32768, concurrency: 32, gpus: 1}\n"
+    _, diags = plan_of(tmp_path, spec(base))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC401" and "131.4 GiB" in err.message
+    clauses = re.split(r"; so do |, (?=`)", err.help)
+    assert len(clauses) >= 2, err.help
+    for clause in clauses:
+        line = base
+        for part in re.findall(r"`([a-z_.]+: [^`]+)`", clause):
+            key, value = part.split(": ", 1)
+            if key == "gpus":
+                line = line.replace("gpus: 1", f"gpus: {value}")
+            elif key == "hardware.gpu":
+                continue
+            else:
+                line = line.rstrip("}\n") + f", {key}: {value}}}\n"
+        _, fixed = plan_of(tmp_path, spec(line))
+        assert not [d for d in fixed if d.is_error], (clause, [d.message for d in fixed])
+
+
+def test_kv_too_small_suggests_concurrency_and_context(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 131072, concurrency: 8, gpus: 1}\n",
+        "{gpu: l40s, gpus_per_node: 1}"))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC402"
+    assert "`concurrency:" in err.help or "`max_context:" in err.help
+
+
+def test_not_enough_gpus_names_the_node_count_that_holds_them(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, gpus: 2, replicas: 5}\n"))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC405" and err.help == "set `hardware.nodes: 2`"
+
+
+def test_invalid_tp_lists_valid_sizes(tmp_path):
+    _, diags = plan_of(tmp_path, spec("  - {name: q, model: Qwen/Qwen2.5-7B-Instruct, gpus: 8, max_context: 8192}\n"))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC404" and "`1`, `2`, `4`" in err.help
+
+
+def test_context_above_the_model_maximum(tmp_path):
+    _, diags = plan_of(tmp_path, spec("  - {name: q, model: Qwen/Qwen2.5-7B-Instruct, max_context: 65536}\n"))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC403" and err.help == "`max_context: 32768`"
+
+
+def test_cost_for_a_cloud_provider(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n",
+        "{gpu: h100-sxm, gpus_per_node: 8, provider: aws, region: us-east-1}"))
+    out = unit.plan.as_json()
+    assert out["instance_type"] == "p5.48xlarge" and out["usd_per_hour"] == 55.04
+    assert out["models"][0]["usd_per_hour"] == pytest.approx(55.04 / 8)
+
+
+def test_unknown_instance_shape(tmp_path):
+    _, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n",
+        "{gpu: h100-sxm, gpus_per_node: 3, provider: aws, region: us-east-1}"))
+    err = next(d for d in diags if d.is_error)
+    assert err.code == "SC313" and "1, 8" in err.help
+
+
+def test_cloud_without_region(tmp_path):
+    _, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n",
+        "{gpu: h100-sxm, gpus_per_node: 8, provider: gcp}"))
+    assert any(d.code == "SC308" and "us-central1" in d.help for d in diags)
+
+
+# ---- compatibility
+
+@pytest.mark.parametrize("line,hardware,code,severity", [
+    ("{name: m, model: meta-llama/Llama-3.1-8B-Instruct, weights: RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8,"
+     " quantization: fp8, max_context: 8192}", "{gpu: a100-80gb, gpus_per_node: 1}", "SC503", "warning"),
+    ("{name: m, model: meta-llama/Llama-3.1-8B-Instruct, weights: RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8,"
+     " quantization: fp8, engine: tensorrt-llm, max_context: 8192}", "{gpu: a100-80gb, gpus_per_node: 1}", "SC502", "error"),
+    ("{name: m, model: Qwen/Qwen2.5-7B-Instruct, weights: 'hf.co/Qwen/Qwen2.5-7B-Instruct-GGUF:Q4_K_M',"
+     " quantization: gguf-q4_k_m, max_context: 8192}", "{gpu: l40s, gpus_per_node: 1}", "SC501", "error"),
+    ("{name: m, model: Qwen/Qwen2.5-7B-Instruct, weights: 'hf.co/Qwen/Qwen2.5-7B-Instruct-GGUF:Q4_K_M',"
+     " quantization: gguf-q4_k_m, image: 'vllm/vllm-openai:v0.20.0', max_context: 8192}", "{gpu: l40s, gpus_per_node: 1}",
+     None, None),
+    ("{name: m, model: meta-llama/Llama-3.1-8B-Instruct, engine: tensorrt-llm, max_context: 8192}",
+     "{gpu: mi300x, gpus_per_node: 1}", "SC505", "error"),
+    ("{name: m, model: meta-llama/Llama-3.1-8B-Instruct, quantization: awq, max_context: 8192}",
+     "{gpu: l40s, gpus_per_node: 1}", "SC508", "error"),
+    ("{name: m, model: meta-llama/Llama-3.1-8B-Instruct, quantization: fp8, max_context: 8192}",
+     "{gpu: l40s, gpus_per_node: 1}", None, None),  # vLLM quantizes to FP8 while loading
+    ("{name: m, model: BAAI/bge-m3, max_context: 8192}", "{gpu: l40s, gpus_per_node: 1}", "SC504", "error"),
+    ("{name: m, model: BAAI/bge-m3, task: embed, engine: tgi}", "{gpu: l40s, gpus_per_node: 1}", "SC504", "error"),
+    ("{name: m, model: Qwen/Qwen2.5-7B-Instruct, engine: ollama, weights: 'qwen2.5:7b', adapters: [{name: x, source: a/b}]}",
+     "{gpu: rtx-4090, gpus_per_node: 1}", "SC507", "error"),
+    ("{name: m, model: Qwen/Qwen2.5-7B-Instruct, engine: ollama}", "{gpu: rtx-4090, gpus_per_node: 1}", "SC509", "error"),
+])
+def test_compatibility_table(tmp_path, line, hardware, code, severity):
+    _, diags = plan_of(tmp_path, spec(f"  - {line}\n", hardware))
+    found = [(d.code, d.severity.value) for d in diags if d.code.startswith("SC5")]
+    if code is None:
+        assert found == [], [d.message for d in diags]
+    else:
+        assert (code, severity) in found, [d.message for d in diags]
+
+
+@pytest.mark.parametrize("key", ["max-model-len", "max_model_len", "--max-model-len=4096", "-tp", "tensor_parallel_size"])
+def test_engine_args_may_not_repeat_a_managed_flag(tmp_path, key):
+    _, diags = plan_of(tmp_path, spec(
+        f"  - {{name: m, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, engine_args: {{'{key}': 2}}}}\n"))
+    err = next(d for d in diags if d.code == "SC511")
+    assert err.span.line == 5
+
+
+def test_engine_args_that_look_like_secrets(tmp_path):
+    _, diags = plan_of(tmp_path, spec(
+        "  - {name: m, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, engine_args: {api-key: abc}}\n"))
+    assert any(d.code == "SC702" for d in diags)
+
+
+def test_local_config_json(tmp_path):
+    (tmp_path / "mymodel").mkdir()
+    (tmp_path / "mymodel" / "config.json").write_text(
+        '{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 16,'
+        ' "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,'
+        ' "head_dim": 64, "vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": true,'
+        ' "torch_dtype": "bfloat16"}')
+    unit, diags = plan_of(tmp_path, spec("  - {name: m, model: ./mymodel, weights: acme/my-model, max_context: 8192}\n",
+                                         "{gpu: l4, gpus_per_node: 1}"))
+    assert not [d for d in diags if d.is_error], [d.message for d in diags]
+    info = unit.plan.models[0].model.info
+    assert info.origin == "config.json" and info.params_b == pytest.approx(1.236, rel=0.01)
+
+
+def test_broken_config_json_points_into_that_file(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text('{"num_hidden_layers": 16,\n  "hidden_size": }')
+    _, diags = plan_of(tmp_path, spec("  - {name: m, model: ./bad, weights: acme/x}\n", "{gpu: l4, gpus_per_node: 1}"))
+    err = next(d for d in diags if d.code == "SC306")
+    assert err.span.file.endswith("config.json") and err.span.line == 2
+
+
+def test_inline_architecture(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: m, model: acme/custom-7b, architecture: {layers: 32, hidden_size: 4096, heads: 32, kv_heads: 8,"
+        " vocab_size: 32000, params: 7.2, max_context: 32768}, max_context: 8192}\n", "{gpu: l40s, gpus_per_node: 1}"))
+    assert not [d for d in diags if d.is_error] and unit.plan.models[0].evaluation.fits
