@@ -48,8 +48,19 @@ def largest_example() -> Path | None:
     return files[-1] if files else None
 
 
+def child_env(tmp: Path) -> dict[str, str]:
+    """Let the children cache bytecode, in tmp: an installed package has .pyc files, but
+    PYTHONDONTWRITEBYTECODE=1 with an editable install would recompile stackc on every run."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+ENV: dict[str, str] | None = None  # set by main()
+
+
 def run_once(argv: list[str]) -> tuple[int, str]:
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True)
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
@@ -67,7 +78,7 @@ def measure(jobs: dict[str, dict], repeat: int) -> None:
         print(f"round {i}/{repeat}{' (warm-up)' if i == 0 else ''}", file=sys.stderr)
         for job in jobs.values():
             start = time.perf_counter()
-            proc = subprocess.run(job["argv"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.run(job["argv"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             elapsed = time.perf_counter() - start
             job["exit"] = proc.returncode
             if i:
@@ -101,16 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     jobs: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="stackc-bench-"))
+    global ENV
+    ENV = child_env(tmp)
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        notes.append("PYTHONDONTWRITEBYTECODE is set here; the timed commands ran without it, caching bytecode "
+                     "in a temporary PYTHONPYCACHEPREFIX (as an installed stackc has its .pyc files).")
 
-    def job(key: str, label: str, tool: str, args: list[str | None], note: str = "") -> None:
+    def job(key: str, label: str, tool: str, rest: list[str | None], note: str = "") -> None:
         exe = tools[tool]
-        if exe is None or None in args:
+        if exe is None or None in rest:
             why = f"`{tool}` not found next to the interpreter or on PATH" if exe is None else \
                 "no schema: schemas/stack.schema.json is absent and there is no stackc to generate it"
             print(f"skip: {label}: {why}", file=sys.stderr)
             notes.append(f"skipped `{label}`: {why}")
         else:
-            jobs[key] = {"command": label, "argv": [exe, *args], "note": note}
+            jobs[key] = {"command": label, "argv": [exe, *rest], "note": note}
 
     try:
         version = run_once([stackc, "--version"])[1] if stackc else "stackc not found"
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if not schema.is_file() and stackc:
             schema = tmp / "stack.schema.json"
             with open(schema, "w") as out:
-                subprocess.run([stackc, "schema"], cwd=ROOT, stdout=out, check=True)
+                subprocess.run([stackc, "schema"], cwd=ROOT, env=ENV, stdout=out, check=True)
             notes.append("schemas/stack.schema.json is absent: check-jsonschema used the output of "
                          "`stackc schema > stack.schema.json` (in a temporary directory) instead.")
         schema_arg = str(schema) if schema.is_file() else None

@@ -113,9 +113,11 @@ class Support:
 ENGINE_SUPPORT = {
     "vllm": Support(("nvidia", "amd"), ("generate", "embed", "rerank"), True, True, True),
     "sglang": Support(("nvidia", "amd"), ("generate", "embed"), True, True, True),
-    "llama.cpp": Support(("nvidia", "amd", "apple"), ("generate", "embed", "rerank"), True, True, True),
+    # llama-server's draft model and LoRA take local GGUF files and are not chosen per request by
+    # model name; TGI picks adapters by `adapter_id`, not by model name: stackc does not wire them
+    "llama.cpp": Support(("nvidia", "amd", "apple"), ("generate", "embed", "rerank"), False, False, True),
     "ollama": Support(("nvidia", "amd", "apple"), ("generate", "embed"), False, False, True),
-    "tgi": Support(("nvidia", "amd"), ("generate",), False, True, True),
+    "tgi": Support(("nvidia", "amd"), ("generate",), False, False, True),
     "tensorrt-llm": Support(("nvidia",), ("generate",), True, False, True),
 }
 

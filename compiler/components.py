@@ -6,6 +6,8 @@ secrets stackc declares for them. Images come from `images.py`; nothing here is 
 
 from __future__ import annotations
 
+from typing import Optional
+
 from . import images
 from .engines import get as get_engine
 from .engines.base import python_http_probe
@@ -50,7 +52,7 @@ def gateway(spec: Stack, plan: Plan, engines: list[Service]) -> tuple[list[Servi
             })
         for adapter, _ in ec.adapters:
             params = _upstream(replica)
-            params["model"] = params["model"].rsplit("/", 1)[0] + "/" + adapter
+            params["model"] = params["model"].split("/", 1)[0] + "/" + get_engine(ec.engine).adapter_model(ec, adapter)
             model_list.append({
                 "model_name": adapter,
                 "litellm_params": {**params, "timeout": STREAM_TIMEOUT_S, "stream_timeout": STREAM_TIMEOUT_S},
@@ -67,6 +69,11 @@ def gateway(spec: Stack, plan: Plan, engines: list[Service]) -> tuple[list[Servi
         "litellm_settings": {"request_timeout": STREAM_TIMEOUT_S, "drop_params": True},
         "general_settings": {},
     }
+    if spec.observability and (spec.observability.metrics or spec.observability.dashboards):
+        # Prometheus is open source in LiteLLM (PR #16689); since v1.85 /metrics wants a key by
+        # default, which Prometheus would have to hold in its config: the endpoint carries
+        # counters and model names, no secrets, so it is opened on the stack's network
+        config["litellm_settings"].update({"callbacks": ["prometheus"], "require_auth_for_metrics_endpoint": False})
     env: list = []
     secrets: list[SecretDecl] = []
     gw = spec.gateway
@@ -78,6 +85,7 @@ def gateway(spec: Stack, plan: Plan, engines: list[Service]) -> tuple[list[Servi
         name=GATEWAY, role="gateway", image=images.GATEWAY_LITELLM.ref,
         command=("--config", "/etc/litellm/config.yaml", "--port", str(GATEWAY_PORT)),
         env=tuple(env), port=GATEWAY_PORT, published=(PortBinding(port, GATEWAY_PORT),),
+        metrics=Metrics(GATEWAY_PORT) if "callbacks" in config["litellm_settings"] else None,
         health=Health(GATEWAY_PORT, "/health/liveliness", python_http_probe(GATEWAY_PORT, "/health/liveliness")),
         startup_budget_s=60,
         mounts=(Mount("file", GATEWAY_CONFIG, "/etc/litellm/config.yaml", read_only=True),),
@@ -92,7 +100,8 @@ GRAFANA = "grafana"
 DCGM = "dcgm-exporter"
 
 
-def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nodes: tuple[Node, ...]):
+def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nodes: tuple[Node, ...],
+                  gateway: Optional[Service] = None):
     obs = spec.observability
     services: list[Service] = []
     files: list[ConfigFile] = []
@@ -126,6 +135,9 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
                 "labels": {"model": group, "engine": ec.engine},
             }],
         })
+    if gateway is not None and gateway.metrics is not None:
+        scrape.append({"job_name": "gateway", "metrics_path": gateway.metrics.path, "static_configs": [{
+            "targets": [Endpoint(gateway.name, gateway.metrics.port, form="address")]}]})
     for s in services:
         if s.role == "gpu-metrics":
             scrape.append({"job_name": s.name, "static_configs": [{

@@ -75,20 +75,23 @@ def merge_environments(per_env: Sequence[tuple[str | None, Sequence[Diagnostic]]
     A problem in the base document shows up once per environment; the user wants to read it
     once, with the environments it affects named in a note.
     """
-    seen: dict[tuple, tuple[Diagnostic, list[str]]] = {}
+    seen: dict[tuple, tuple[Diagnostic, list]] = {}
     for env, diagnostics in per_env:
         for d in diagnostics:
             key = (d.code, d.severity, d.message, d.span, d.label, d.help, d.notes)
             if key not in seen:
                 seen[key] = (d, [])
-            if env is not None and env not in seen[key][1]:
+            if env not in seen[key][1]:
                 seen[key][1].append(env)
     total = len(per_env)
     result = []
     for d, envs in seen.values():
-        if envs and len(envs) < total:
-            names = ", ".join(f"`{e}`" for e in envs)
-            d = d.with_note(f"in environment{'s' if len(envs) > 1 else ''} {names}")
+        if len(envs) < total:
+            named = [f"`{e}`" for e in envs if e is not None]
+            where = f"environment{'s' if len(named) > 1 else ''} {', '.join(named)}" if named else ""
+            if None in envs:
+                where = "the base document" + (f" and {where}" if where else "")
+            d = d.with_note(f"in {where}")
         result.append(d)
     return sorted(result, key=Diagnostic.sort_key)
 

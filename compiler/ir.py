@@ -138,6 +138,7 @@ class EngineConfig:
     engine: str
     version: tuple[int, ...]
     model: str  # what the engine loads: a repo id, a path in the container, or an Ollama tag
+    model_file_pattern: Optional[str]  # a GGUF file inside `model` (a directory), found at start
     served_name: str
     served_names: tuple[str, ...]
     revision: Optional[str]

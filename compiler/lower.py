@@ -12,8 +12,7 @@ from typing import Optional
 from . import components
 from .artifacts import Artifact
 from .catalog import GpuInfo
-from .engines.base import DownloadStep, local_dir
-from .engines.llamacpp import gguf_model_path
+from .engines.base import DownloadStep, artifact_dir
 from .ir import (ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, Mount, Node, Replicas,
                  SecretDecl, SecretRef, Service, Volume)
 from .placement import place
@@ -25,9 +24,13 @@ CACHE_DIR = "/models"
 LOCAL_DIR = "/models/local"
 
 
-def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, with_extra: bool = True) -> EngineConfig:
+def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, share: Optional[float],
+                  with_extra: bool = True) -> EngineConfig:
+    """The planned settings an engine runs. Engines that pin defaults get the planned values
+    (so the engine runs what was planned even if its defaults move); the others get what the
+    spec sets and choose the rest themselves at start-up."""
     m, e = rm.spec, rm.engine
-    has_knobs = e.default_gpu_memory_utilization(rm.version) is not None
+    pin = e.pins_defaults and e.has_memory_share
     prefix = None
     if m.task == "generate" and e.supports_prefix_caching:
         prefix = True if m.prefix_caching is None else m.prefix_caching
@@ -35,6 +38,7 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
         engine=e.name,
         version=rm.version,
         model=model_reference(rm),
+        model_file_pattern=model_file_pattern(rm),
         served_name=m.name,
         served_names=tuple(m.served_names),
         revision=m.revision,
@@ -44,9 +48,9 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
         dtype=m.dtype,
         kv_cache_dtype=s.kv_cache_dtype,
         max_context=s.max_context,
-        max_num_seqs=s.max_num_seqs if has_knobs else None,
-        max_batched_tokens=s.max_batched_tokens if has_knobs else m.max_batched_tokens,
-        gpu_memory_utilization=s.util if has_knobs else None,
+        max_num_seqs=s.max_num_seqs if pin else m.max_num_seqs,
+        max_batched_tokens=s.max_batched_tokens if pin else m.max_batched_tokens,
+        gpu_memory_utilization=(share if pin else m.gpu_memory_utilization) if e.has_memory_share else None,
         tensor_parallel=tp,
         pipeline_parallel=pp,
         expert_parallel=bool(m.parallel and m.parallel.expert),
@@ -68,13 +72,17 @@ def model_reference(rm: ResolvedModel) -> str:
         return f"{LOCAL_DIR}/{rm.spec.name}"
     if engine == "ollama":
         return a.ref if a.kind == "ollama" else f"hf.co/{a.ref}" + (f":{a.gguf_quant}" if a.gguf_quant else "")
-    probe = EngineConfig(engine, rm.version, a.ref, rm.spec.name, (), rm.spec.revision, "", "", None, "auto",
-                         "auto", 0, None, None, None, 1, 1, False, None, None, 1, cache_dir=CACHE_DIR)
-    if engine == "llama.cpp":
-        return gguf_model_path(probe, a)
-    if a.kind == "s3" or engine == "tensorrt-llm":
-        return local_dir(probe, a)
+    if a.kind == "s3" or engine in ("tensorrt-llm", "llama.cpp"):
+        return artifact_dir(a, CACHE_DIR)  # downloaded into a directory of its own
     return a.ref  # an HF repo id, found offline in the shared HF cache
+
+
+def model_file_pattern(rm: ResolvedModel) -> Optional[str]:
+    """llama.cpp loads one GGUF file: the first shard in the download that names the quant."""
+    a = rm.artifact
+    if rm.engine.name != "llama.cpp" or (a.kind == "local" and a.ref.endswith(".gguf")):
+        return None
+    return f"*{a.gguf_quant.lower()}*" if a.gguf_quant else "*"
 
 
 def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
@@ -106,7 +114,8 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     gateway_services, gateway_files, gateway_secrets = components.gateway(spec, plan, engines)
     services += gateway_services
     files += gateway_files
-    obs_services, obs_files, obs_volumes, obs_secrets = components.observability(spec, stack, engines, nodes)
+    obs_services, obs_files, obs_volumes, obs_secrets = components.observability(
+        spec, stack, engines, nodes, gateway_services[0])
     services += obs_services
     files += obs_files
     volumes += obs_volumes
@@ -114,7 +123,8 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     services += ui_services
     volumes += ui_volumes
 
-    secrets = [SecretDecl(name, (decl.description if decl else None) or "", False,
+    gateway_key = spec.gateway.api_key.secret if spec.gateway and spec.gateway.api_key else None
+    secrets = [SecretDecl(name, _describe_secret(name, decl, gateway_key), False,
                           decl.k8s.name if decl and decl.k8s else None, decl.k8s.key if decl and decl.k8s else None)
                for name, decl in sorted(spec.secrets.items())]
     for generated in gateway_secrets + obs_secrets + ui_secrets:
@@ -135,12 +145,20 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     )
 
 
+def _describe_secret(name: str, decl, gateway_key: Optional[str]) -> str:
+    text = (decl.description if decl else None) or ""
+    if name == gateway_key:
+        # LiteLLM's master key must start with `sk-` (docs.litellm.ai, proxy virtual keys)
+        text = (text + "; " if text else "") + "the gateway (LiteLLM) requires it to start with `sk-`"
+    return text
+
+
 def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool) -> tuple[list[Service], list[ConfigFile]]:
     rm = mp.model
     m, e = rm.spec, rm.engine
     where = stack.where
     origin = where("models", rm.index, key=True)
-    ec = engine_config(rm, mp.settings, mp.evaluation.tp, mp.evaluation.pp, stack.gpu)
+    ec = engine_config(rm, mp.settings, mp.evaluation.tp, mp.evaluation.pp, stack.gpu, mp.evaluation.share)
     token_env = (("HF_TOKEN", SecretRef("HF_TOKEN")),) if hf_token else ()
     services: list[Service] = []
     files: list[ConfigFile] = []

@@ -41,6 +41,7 @@ class Settings:
 class Evaluation:
     tp: int
     pp: int
+    share: Optional[float]  # the engine's memory share for this layout (spec or engine default)
     budget: Budget
     weights_per_gpu: float
     kv_bytes_per_token: float
@@ -82,7 +83,7 @@ class ModelPlan:
             "pipeline_parallel": e.pp,
             "replicas": self.replicas_max if self.replicas_min == self.replicas_max
             else {"min": self.replicas_min, "max": self.replicas_max},
-            "gpu_memory_utilization": s.util,
+            "gpu_memory_utilization": e.share,
             "max_context": s.max_context,
             "concurrency": s.concurrency,
             "max_num_seqs": s.max_num_seqs,
@@ -142,10 +143,10 @@ class Plan:
 
 def resolve_settings(rm: ResolvedModel, gpu: GpuInfo) -> Settings:
     m, e = rm.spec, rm.engine
-    util = m.gpu_memory_utilization if m.gpu_memory_utilization is not None else e.default_gpu_memory_utilization(rm.version)
+    util = m.gpu_memory_utilization  # None: the engine's own share, resolved per layout in evaluate()
     max_context = m.max_context or rm.info.max_context
-    max_num_seqs = m.max_num_seqs or e.default_max_num_seqs(rm.version, gpu.cuda_total_gib, m.task)
-    batched = m.max_batched_tokens or e.default_max_batched_tokens(rm.version, gpu.cuda_total_gib, m.task)
+    max_num_seqs = m.max_num_seqs or e.default_max_num_seqs(rm.version, gpu, m.task)
+    batched = m.max_batched_tokens or e.default_max_batched_tokens(rm.version, gpu, m.task)
     if m.task != "generate" and m.max_batched_tokens is None:
         batched = max(batched, max_context)  # pooling runs whole prompts: no chunked prefill
     return Settings(util, max_context, max_num_seqs, batched, m.kv_cache_dtype, m.dtype, bool(m.enforce_eager),
@@ -183,21 +184,23 @@ def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> 
         draft = memory.kv_per_token(rm.draft, s.kv_cache_dtype, s.dtype, tp, 1)
         shape = replace(shape, full=shape.full + draft.full)
     weights += len(rm.spec.adapters) * 0.05 * GIB  # LoRA slots: rank-16 A/B matrices, all layers
-    inputs = BudgetInputs(tp, pp, activation_bytes(info, s, tp), cudagraph_bytes(info, s, pp), rm.version)
+    inputs = BudgetInputs(tp, pp, activation_bytes(info, s, tp), cudagraph_bytes(info, s, pp), rm.version,
+                          s.max_batched_tokens, rm.draft is not None)
     total = gpu.cuda_total_gib * GIB
-    budget = rm.engine.budget(total, s.util if s.util is not None else 1.0, weights, inputs)
+    share = s.util if s.util is not None else rm.engine.default_memory_share(rm.version, gpu, inputs)
+    budget = rm.engine.budget(total, share if share is not None else 1.0, weights, inputs)
 
     if budget.kv <= 0:
-        return Evaluation(tp, pp, budget, weights, shape.per_token, 0, 0.0 if shape.per_token else None,
+        return Evaluation(tp, pp, share, budget, weights, shape.per_token, 0, 0.0 if shape.per_token else None,
                           False, _near(budget.kv, budget.requested), "weights")
     if shape.per_token == 0:  # encoders keep no KV cache between requests
-        return Evaluation(tp, pp, budget, weights, 0, 0, None, True, budget.kv < MARGIN * budget.requested, "")
+        return Evaluation(tp, pp, share, budget, weights, 0, 0, None, True, budget.kv < MARGIN * budget.requested, "")
     tokens = int(budget.kv // (shape.per_token * BLOCK)) * BLOCK
     per_request = memory.kv_bytes_for_request(shape, s.max_context, s.max_batched_tokens, BLOCK)
     concurrency = budget.kv / per_request if per_request else 0.0
     fits = concurrency >= max(1, s.concurrency) and tokens >= min(s.max_context, tokens + 1)
     marginal = abs(concurrency - s.concurrency) <= MARGIN * s.concurrency
-    return Evaluation(tp, pp, budget, weights, shape.per_token, tokens, concurrency, fits, marginal,
+    return Evaluation(tp, pp, share, budget, weights, shape.per_token, tokens, concurrency, fits, marginal,
                       "" if fits else "kv")
 
 
@@ -520,16 +523,16 @@ def compatibility(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
         diags.append(Diagnostic.error(
             "SC507", f"{e.title} does not run speculative decoding with a draft model",
             where("models", i, "speculative", key=True), label="a draft model here",
-            help="remove `speculative:`, or use vllm, sglang or llama.cpp"))
+            help="remove `speculative:`, or use vllm, sglang or tensorrt-llm"))
     if m.adapters and not support.adapters:
         diags.append(Diagnostic.error(
             "SC507", f"{e.title} does not serve LoRA adapters", where("models", i, "adapters", key=True),
-            label="adapters here", help="remove `adapters:`, or use vllm, sglang, llama.cpp or tgi"))
+            label="adapters here", help="remove `adapters:`, or use vllm or sglang"))
     if m.prefix_caching is False and not e.supports_prefix_caching:
         diags.append(Diagnostic.warning(
             "SC510", f"{e.title} has no switch for prefix caching: `prefix_caching: false` has no effect",
             where("models", i, "prefix_caching"), label="ignored", help="remove `prefix_caching`"))
-    if m.gpu_memory_utilization is not None and e.default_gpu_memory_utilization(rm.version) is None:
+    if m.gpu_memory_utilization is not None and not e.has_memory_share:
         diags.append(Diagnostic.warning(
             "SC510", f"{e.title} takes no memory share: `gpu_memory_utilization` has no effect",
             where("models", i, "gpu_memory_utilization"), label="ignored",
@@ -575,7 +578,7 @@ def _engine_args_check(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnosti
     if not m.engine_args:
         return []
     diags = []
-    managed = e.managed_flags(engine_config(rm, resolve_settings(rm, gpu), 1, 1, gpu, with_extra=False))
+    managed = e.managed_flags(engine_config(rm, resolve_settings(rm, gpu), 1, 1, gpu, None, with_extra=False))
     seen: dict[str, str] = {}
     for key, value in m.engine_args.items():
         flag = e.canonical_flag(key)

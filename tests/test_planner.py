@@ -110,10 +110,10 @@ def test_auto_picks_the_fewest_gpus_that_hold_the_concurrency(tmp_path):
 
 def test_vllm_defaults_follow_the_pinned_version(tmp_path):
     unit, _ = plan_of(tmp_path, spec("  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n"))
-    assert unit.plan.models[0].settings.util == 0.92
+    assert unit.plan.models[0].evaluation.share == 0.92
     unit, _ = plan_of(tmp_path, spec("  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192,"
                                      " image: 'vllm/vllm-openai:v0.11.0'}\n"))
-    assert unit.plan.models[0].settings.util == 0.90
+    assert unit.plan.models[0].evaluation.share == 0.90
 
 
 def test_does_not_fit_and_every_suggested_fix_holds(tmp_path):

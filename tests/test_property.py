@@ -118,6 +118,8 @@ def plausible(value):
         return text
     if isinstance(value, list):
         return st.builds(lambda n: value * n, st.integers(0, 3))
+    if not isinstance(value, dict):
+        return scalars
     return st.dictionaries(st.sampled_from(KEYS), values, max_size=3).map(lambda extra: {**value, **extra})
 
 

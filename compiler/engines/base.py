@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from .. import images
 from ..artifacts import Artifact
+from ..catalog import GpuInfo
 from ..images import Image
 from ..ir import EngineConfig, Health, Metrics, Resources
 
@@ -124,6 +125,13 @@ class Engine:
     health_path: str = "/health"
     # does stackc keep one replica's KV in GPU memory it can size (vLLM, SGLang) or estimate only?
     estimate_only: bool = False
+    # does the engine take a share of each GPU (vLLM, SGLang, TGI, TensorRT-LLM), or offload
+    # everything and size its cache from the context (llama.cpp, Ollama)?
+    has_memory_share: bool = True
+    # write the planned defaults (memory share, sequences, batched tokens) into the engine's
+    # flags, so the engine runs exactly what was planned; engines whose own defaults depend on
+    # things only known at start-up (SGLang, TGI) get only what the spec sets
+    pins_defaults: bool = True
     supports_prefix_caching: bool = True
     container_model_dir: str = "/models"
     options_path: str = ""  # where the engine reads an options file, for engines that take one
@@ -146,13 +154,14 @@ class Engine:
 
     # ---- planning defaults
 
-    def default_gpu_memory_utilization(self, version: Version) -> Optional[float]:
-        return self.release(version).gpu_memory_utilization
+    def default_memory_share(self, version: Version, gpu: GpuInfo, plan: "BudgetInputs") -> Optional[float]:
+        """The engine's own memory share when the spec sets none (None: it takes no share)."""
+        return self.release(version).gpu_memory_utilization if self.has_memory_share else None
 
-    def default_max_num_seqs(self, version: Version, gpu_total_gib: float, task: str) -> int:
+    def default_max_num_seqs(self, version: Version, gpu: GpuInfo, task: str) -> int:
         return 256
 
-    def default_max_batched_tokens(self, version: Version, gpu_total_gib: float, task: str) -> int:
+    def default_max_batched_tokens(self, version: Version, gpu: GpuInfo, task: str) -> int:
         return 8192
 
     def budget(self, total: float, util: float, weights: float, plan: "BudgetInputs") -> Budget:
@@ -190,6 +199,10 @@ class Engine:
     def resources(self, ec: EngineConfig) -> Resources:
         shm = 16 * GIB if ec.tensor_parallel * ec.pipeline_parallel > 1 else 2 * GIB
         return Resources(shm_bytes=shm, ipc_host=False, memlock_unlimited=False)
+
+    def adapter_model(self, ec: EngineConfig, adapter: str) -> str:
+        """The model name that selects a LoRA adapter in a request."""
+        return adapter
 
     def served_model(self, ec: EngineConfig) -> str:
         """The model name the engine answers to, which the gateway sends upstream."""
@@ -241,6 +254,8 @@ class BudgetInputs:
     activation_bytes: float
     cudagraph_bytes: float
     version: Version
+    batched_tokens: int = 8192
+    speculative: bool = False
 
 
 def probe_configs(ec: EngineConfig) -> list[EngineConfig]:
@@ -274,7 +289,7 @@ def default_download(ec: EngineConfig, artifact: Artifact, image: str, hf_cli: t
         return None
     if artifact.kind == "s3":
         return s3_download(artifact, ec)
-    include = (f"*{artifact.gguf_quant}*.gguf",) if artifact.gguf_quant else ()
+    include = (f"*{any_case(artifact.gguf_quant)}*.gguf",) if artifact.gguf_quant else ()
     steps = [hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include, hf_cli)]
     for _, source in ec.adapters:
         adapter = _adapter_repo(source)
@@ -288,9 +303,15 @@ def default_download(ec: EngineConfig, artifact: Artifact, image: str, hf_cli: t
     return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
 
 
+def any_case(text: str) -> str:
+    """A glob that matches `text` in any case (`hf --include` and `find -path` are case-sensitive,
+    and GGUF repos name files `Q4_K_M` or `q4_k_m`)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
 def python_hf_download(ec: EngineConfig, artifact: Artifact) -> DownloadStep:
     """For engines whose image has no Python: a pinned Python image installs the `hf` CLI."""
-    include = (f"*{artifact.gguf_quant}*.gguf",) if artifact.gguf_quant else ()
+    include = (f"*{any_case(artifact.gguf_quant)}*.gguf",) if artifact.gguf_quant else ()
     local = f"{ec.cache_dir}/{_slug(artifact.ref)}"
     cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include)) + ["--local-dir", local]
     script = (
@@ -323,8 +344,13 @@ def _slug(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "--", ref.split("://", 1)[-1]).strip("-")
 
 
+def artifact_dir(artifact: Artifact, cache_dir: str) -> str:
+    """The directory an artifact is downloaded into when an engine wants a path, not a repo id."""
+    return f"{cache_dir}/{_slug(artifact.ref)}"
+
+
 def local_dir(ec: EngineConfig, artifact: Artifact) -> str:
-    return f"{ec.cache_dir}/{_slug(artifact.ref)}"
+    return artifact_dir(artifact, ec.cache_dir)
 
 
 _SAFE_SH = re.compile(r"^[A-Za-z0-9._/=:@+,%-]+$")

@@ -12,8 +12,8 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, adapter_path,
-                   curl_probe, local_dir, python_hf_download, render_args, sh_quote)
+from .base import (Budget, BudgetInputs, DownloadStep, Engine, Release, Version, curl_probe, python_hf_download,
+                   render_args, sh_quote)
 
 
 class LlamaCpp(Engine):
@@ -21,14 +21,16 @@ class LlamaCpp(Engine):
     title = "llama.cpp"
     port = 8080
     images = {"nvidia": images.LLAMA_CPP, "amd": images.LLAMA_CPP_ROCM}
-    releases = (Release(since=(0,), gpu_memory_utilization=None),)
+    releases = (Release(since=(0,)),)
+    has_memory_share = False
+    # (`llamacpp:kv_cache_usage_ratio` was removed upstream, ggml-org/llama.cpp#13660)
     metrics = {"running": "llamacpp:requests_processing", "waiting": "llamacpp:requests_deferred",
-               "kv_usage": "llamacpp:kv_cache_usage_ratio", "generated_tokens": "llamacpp:tokens_predicted_total"}
+               "generated_tokens": "llamacpp:tokens_predicted_total"}
     flag_aliases = {"-c": "ctx-size", "c": "ctx-size", "-m": "model", "m": "model", "-np": "parallel",
                     "np": "parallel", "-ngl": "n-gpu-layers", "ngl": "n-gpu-layers", "gpu-layers": "n-gpu-layers",
                     "-a": "alias", "a": "alias", "-fa": "flash-attn", "fa": "flash-attn", "-ctk": "cache-type-k",
-                    "ctk": "cache-type-k", "-ctv": "cache-type-v", "ctv": "cache-type-v", "-md": "model-draft",
-                    "md": "model-draft", "-hf": "hf-repo", "hf": "hf-repo", "-hfr": "hf-repo"}
+                    "ctk": "cache-type-k", "-ctv": "cache-type-v", "ctv": "cache-type-v", "-hf": "hf-repo",
+                    "hf": "hf-repo", "-hfr": "hf-repo", "-b": "batch-size", "b": "batch-size"}
     supports_prefix_caching = False  # prompt caching is per slot and always on; nothing to switch
     startup_overhead_s = 30
 
@@ -49,11 +51,17 @@ class LlamaCpp(Engine):
         return ("/bin/sh", "-c")
 
     def argv(self, ec: EngineConfig) -> list[str]:
-        return [" ".join(["exec", "/app/llama-server", *(sh_quote(a) for a in self.server_args(ec))])]
+        """One shell line: the GGUF file name is only known after the download, so the model
+        argument is the first file in the model's directory that matches the quantization."""
+        args = [sh_quote(a) for a in self.server_args(ec)]
+        if ec.model_file_pattern:
+            found = f'"$(find {sh_quote(ec.model)} -ipath {sh_quote(ec.model_file_pattern)} -name \'*.gguf\' | sort | head -n 1)"'
+            args[1] = found
+        return [" ".join(["exec", "/app/llama-server", *args])]
 
     def server_args(self, ec: EngineConfig) -> list[str]:
         slots = max(1, ec.concurrency)
-        args = ["--model", self.model_arg(ec), "--alias", ec.served_name, "--host", "0.0.0.0",
+        args = ["--model", ec.model, "--alias", ec.served_name, "--host", "0.0.0.0",
                 "--port", str(self.port), "--ctx-size", str(ec.max_context * slots), "--parallel", str(slots),
                 "--n-gpu-layers", "999", "--metrics"]
         if ec.kv_cache_dtype == "fp8":
@@ -65,17 +73,10 @@ class LlamaCpp(Engine):
             args += ["--reranking"]
         if ec.max_batched_tokens is not None:
             args += ["--batch-size", str(ec.max_batched_tokens)]
-        if ec.speculative:
-            args += ["--model-draft", ec.speculative[0], "--draft-max", str(ec.speculative[1])]
-        for name, source in ec.adapters:
-            args += ["--lora", adapter_path(source, ec.cache_dir)]
         return args + render_args(ec.extra_args)
 
     def render_flags(self, ec: EngineConfig) -> list[str]:
         return self.server_args(ec)
-
-    def model_arg(self, ec: EngineConfig) -> str:
-        return ec.model
 
     def health(self, ec: EngineConfig) -> Health:
         # /health answers 503 "Loading model" until the weights are in, then 200
@@ -92,12 +93,6 @@ class LlamaCpp(Engine):
 
             return s3_download(artifact, ec)
         return python_hf_download(ec, artifact)
-
-
-def gguf_model_path(ec: EngineConfig, artifact: Artifact) -> str:
-    """The GGUF file the download step fetched: the first (or only) shard matching the quant."""
-    pattern = f"*{artifact.gguf_quant}*" if artifact.gguf_quant else "*"
-    return f"$(find {local_dir(ec, artifact)} -path '{pattern}' -name '*.gguf' | sort | head -n 1)"
 
 
 ENGINE = LlamaCpp()

@@ -20,7 +20,8 @@ class Ollama(Engine):
     title = "Ollama"
     port = 11434
     images = {"nvidia": images.OLLAMA, "amd": images.OLLAMA_ROCM}
-    releases = (Release(since=(0,), gpu_memory_utilization=None),)
+    releases = (Release(since=(0,)),)
+    has_memory_share = False
     metrics_path = None  # no /metrics endpoint (ollama/ollama#3144)
     supports_prefix_caching = False
     startup_overhead_s = 20

@@ -7,6 +7,7 @@ activations live outside it. So the KV cache is the pool minus the weights.
 from __future__ import annotations
 
 from .. import images
+from ..catalog import GpuInfo
 from ..ir import EngineConfig, Resources
 from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, curl_probe, render_args
 from ..ir import Health
@@ -17,9 +18,8 @@ class Sglang(Engine):
     title = "SGLang"
     port = 30000
     images = {"nvidia": images.SGLANG}
-    # mem_fraction_static is chosen by SGLang from the GPU size when unset; 0.88 is what it
-    # picks on 80 GB-class GPUs with TP 1 (server_args.py), our default when the user sets none
-    releases = (Release(since=(0,), gpu_memory_utilization=0.88),)
+    releases = (Release(since=(0,)),)
+    pins_defaults = False  # SGLang sizes its own defaults from the GPU at start-up
     quantization_names = {
         "fp8": "fp8", "awq": "awq_marlin", "gptq": "gptq_marlin", "int8-w8a8": "w8a8_int8",
         "mxfp4": "mxfp4", "nvfp4": "modelopt_fp4", "gguf-q4_k_m": "gguf", "gguf-q5_k_m": "gguf", "gguf-q8_0": "gguf",
@@ -29,8 +29,24 @@ class Sglang(Engine):
     flag_aliases = {"tp": "tp-size", "tensor-parallel-size": "tp-size", "pp": "pp-size", "model": "model-path",
                     "mem-fraction": "mem-fraction-static", "ep": "ep-size", "ep-size": "ep-size"}
 
-    def default_max_num_seqs(self, version: Version, gpu_total_gib: float, task: str) -> int:
-        return 256
+    def default_memory_share(self, version: Version, gpu: GpuInfo, plan: BudgetInputs) -> float:
+        """SGLang's `_handle_gpu_memory_settings`: reserve room outside the static pool for the
+        prefill chunk, CUDA graphs and TP buffers (at least 10 GiB on GPUs over 60 GB; 6 GiB more
+        for a STANDALONE draft model), and give the rest to weights and KV cache."""
+        gpu_mib = gpu.cuda_total_gib * 1024
+        cuda_graph_max_bs = 256
+        reserved = (512 + max(plan.batched_tokens, 2048) * 1.5 + cuda_graph_max_bs * 2
+                    + plan.tp * plan.pp / 8 * 1024 + (6144 if plan.speculative else 0))
+        if gpu_mib > 60 * 1024:
+            reserved = max(reserved, 10 * 1024)
+        return round((gpu_mib - reserved) / gpu_mib, 3)
+
+    def default_max_num_seqs(self, version: Version, gpu: GpuInfo, task: str) -> int:
+        return 2048  # SGLang derives it from the KV pool: at least 2048 running requests
+
+    def default_max_batched_tokens(self, version: Version, gpu: GpuInfo, task: str) -> int:
+        gib = gpu.cuda_total_gib  # SGLang's chunked_prefill_size default by GPU memory
+        return 2048 if gib < 35 else 4096 if gib < 60 else 8192 if gib < 160 else 16384
 
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         requested = total * util
@@ -71,13 +87,18 @@ class Sglang(Engine):
         if ec.enforce_eager:
             args += ["--disable-cuda-graph"]
         if ec.speculative:
+            # with top-k 1, SGLang drafts steps + 1 tokens; it asserts on a partial setting
             draft, tokens = ec.speculative
             args += ["--speculative-algorithm", "STANDALONE", "--speculative-draft-model-path", draft,
-                     "--speculative-num-draft-tokens", str(tokens)]
+                     "--speculative-num-steps", str(tokens), "--speculative-eagle-topk", "1",
+                     "--speculative-num-draft-tokens", str(tokens + 1)]
         if ec.adapters:
             args += ["--enable-lora", "--lora-paths"]
             args += [f"{name}={adapter_path(source, ec.cache_dir)}" for name, source in ec.adapters]
         return args + render_args(ec.extra_args)
+
+    def adapter_model(self, ec: EngineConfig, adapter: str) -> str:
+        return f"{ec.served_name}:{adapter}"  # SGLang picks a LoRA adapter by `base:adapter`
 
     def health(self, ec: EngineConfig) -> Health:
         # /health answers 503 until warm-up is done; /v1/models answers earlier (gpustack#6203)

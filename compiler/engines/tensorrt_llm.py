@@ -28,7 +28,7 @@ class TensorRtLlm(Engine):
     estimate_only = True
     options_path = "/etc/stackc/trtllm-options.yaml"
 
-    def default_max_num_seqs(self, version, gpu_total_gib, task) -> int:
+    def default_max_num_seqs(self, version, gpu, task) -> int:
         return 2048
 
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
@@ -50,14 +50,16 @@ class TensorRtLlm(Engine):
             args += ["--max_batch_size", str(ec.max_num_seqs)]
         if ec.max_batched_tokens is not None:
             args += ["--max_num_tokens", str(ec.max_batched_tokens)]
-        if ec.gpu_memory_utilization is not None:
-            args += ["--kv_cache_free_gpu_memory_fraction", f"{ec.gpu_memory_utilization:g}"]
         if self.options(ec):
             args += ["--extra_llm_api_options", self.options_path]
         return args + render_args(ec.extra_args)
 
     def options(self, ec: EngineConfig) -> dict:
+        # the options file replaces the CLI's whole kv_cache_config, so the memory fraction
+        # goes here too (a `--kv_cache_free_gpu_memory_fraction` beside it would be lost)
         kv: dict = {}
+        if ec.gpu_memory_utilization is not None:
+            kv["free_gpu_memory_fraction"] = ec.gpu_memory_utilization
         if ec.kv_cache_dtype == "fp8":
             kv["dtype"] = "fp8"
         if ec.prefix_caching is not None and ec.task == "generate":

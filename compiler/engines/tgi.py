@@ -25,12 +25,13 @@ class Tgi(Engine):
                "generated_tokens": "tgi_request_generated_tokens_sum"}
     flag_aliases = {"model": "model-id", "num-shard": "num-shard", "p": "port"}
     estimate_only = True
+    pins_defaults = False  # TGI picks its prefill budget from the GPU's FLOPs at start-up
 
-    def default_max_num_seqs(self, version, gpu_total_gib, task) -> int:
+    def default_max_num_seqs(self, version, gpu, task) -> int:
         return 128
 
-    def default_max_batched_tokens(self, version, gpu_total_gib, task) -> int:
-        return 4096
+    def default_max_batched_tokens(self, version, gpu, task) -> int:
+        return 4096  # TGI's fallback; it usually picks a compute-optimal value at start-up
 
     def argv(self, ec: EngineConfig) -> list[str]:
         args = ["--model-id", self.model_arg(ec), "--hostname", "0.0.0.0", "--port", str(self.port),

@@ -12,6 +12,7 @@ import json
 from typing import Optional
 
 from .. import images
+from ..catalog import GpuInfo
 from ..ir import EngineConfig, Resources
 from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, render_args
 
@@ -49,12 +50,18 @@ class Vllm(Engine):
         return {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting",
                 "kv_usage": kv, "generated_tokens": "vllm:generation_tokens_total"}
 
-    def default_max_num_seqs(self, version: Version, gpu_total_gib: float, task: str) -> int:
-        # vLLM's API-server defaults (engine/arg_utils.py): 1024 on >= 70 GiB GPUs, else 256
-        return 1024 if gpu_total_gib >= 70 else 256
+    @staticmethod
+    def _large(version: Version, gpu: GpuInfo) -> bool:
+        # EngineArgs.get_batch_defaults (vLLM PR #12369, v0.8 on): the API server runs 1024
+        # sequences and 8192 batched tokens on GPUs of 70 GiB or more that are not A100s,
+        # 256 and 2048 elsewhere
+        return version >= (0, 8, 0) and gpu.cuda_total_gib >= 70 and not gpu.id.startswith("a100")
 
-    def default_max_batched_tokens(self, version: Version, gpu_total_gib: float, task: str) -> int:
-        return 8192 if gpu_total_gib >= 70 else 2048
+    def default_max_num_seqs(self, version: Version, gpu: GpuInfo, task: str) -> int:
+        return 1024 if self._large(version, gpu) else 256
+
+    def default_max_batched_tokens(self, version: Version, gpu: GpuInfo, task: str) -> int:
+        return 8192 if self._large(version, gpu) else 2048
 
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         requested = total * util
