@@ -1,0 +1,132 @@
+"""Engine modules: what each one makes of the same planned model, and the details that bite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from stackc import engines
+from stackc.engines.base import normalise_flag, parse_version, render_args
+from stackc.ir import EngineConfig
+
+BASE = EngineConfig(
+    engine="vllm", version=(0, 33, 0), model="meta-llama/Llama-3.1-8B-Instruct", model_file_pattern=None,
+    served_name="chat", served_names=(), revision=None, task="generate", quantization="none", quantization_flag=None,
+    dtype="auto", kv_cache_dtype="auto", max_context=8192, max_num_seqs=256, max_batched_tokens=2048,
+    gpu_memory_utilization=0.92, tensor_parallel=1, pipeline_parallel=1, expert_parallel=False, enforce_eager=None,
+    prefix_caching=True, concurrency=4,
+)
+
+
+@pytest.mark.parametrize("tag,version", [
+    ("v0.33.0", (0, 33, 0)), ("v0.11.0-cu129", (0, 11, 0)), ("server-cuda-b11459", (11459,)),
+    ("0.35.1-rocm", (0, 35, 1)), ("1.3.0rc29", (1, 3, 0)), ("3.3.7", (3, 3, 7)), ("latest", None),
+])
+def test_versions_from_tags(tag, version):
+    assert parse_version(tag) == version
+
+
+@pytest.mark.parametrize("raw", ["max_model_len", "--max-model-len", "--max-model-len=4096", "MAX-MODEL-LEN"])
+def test_flag_normalisation(raw):
+    assert normalise_flag(raw) == "max-model-len"
+
+
+def test_engine_args_rendering():
+    args = render_args((("enable-auto-tool-choice", True), ("tool-call-parser", "llama3_json"),
+                        ("enable-chunked-prefill", False), ("override-generation-config", {"temperature": 0.2})))
+    assert args == ["--enable-auto-tool-choice", "--tool-call-parser", "llama3_json", "--no-enable-chunked-prefill",
+                    "--override-generation-config", '{"temperature":0.2}']
+
+
+def test_vllm_argv_carries_the_plan():
+    ec = replace(BASE, tensor_parallel=4, kv_cache_dtype="fp8", quantization_flag="fp8")
+    argv = engines.get("vllm").argv(ec)
+    assert argv[0] == "meta-llama/Llama-3.1-8B-Instruct"
+    for flag, value in (("--max-model-len", "8192"), ("--tensor-parallel-size", "4"), ("--kv-cache-dtype", "fp8"),
+                        ("--gpu-memory-utilization", "0.92"), ("--quantization", "fp8"), ("--max-num-seqs", "256")):
+        assert argv[argv.index(flag) + 1] == value
+
+
+def test_vllm_pooling_runner_depends_on_the_version():
+    vllm = engines.get("vllm")
+    assert "--runner" in vllm.argv(replace(BASE, task="embed"))
+    old = vllm.argv(replace(BASE, task="embed", version=(0, 6, 0)))
+    assert old[old.index("--task") + 1] == "embed"
+
+
+def test_every_engine_renders_the_same_plan():
+    for name, engine in engines.REGISTRY.items():
+        ec = replace(BASE, engine=name)
+        argv, env = engine.argv(ec), engine.env(ec)
+        text = " ".join(argv) + " " + " ".join(f"{k}={v}" for k, v in env)
+        context = "32768" if name == "llama.cpp" else "8192"  # llama.cpp's -c spans all 4 slots
+        assert context in text, name  # the context length reaches every engine in its own words
+        assert engine.health(ec).command, name
+
+
+def test_ollama_health_check_needs_neither_curl_nor_python():
+    ec = replace(BASE, engine="ollama", model="qwen2.5:7b")
+    assert engines.get("ollama").health(ec).command[0] == "ollama"
+    env = dict(engines.get("ollama").env(ec))
+    assert env["OLLAMA_NUM_PARALLEL"] == "4" and env["OLLAMA_HOST"] == "0.0.0.0:11434"
+
+
+def test_sglang_speculative_settings_are_complete():
+    argv = engines.get("sglang").argv(replace(BASE, engine="sglang", speculative=("meta-llama/Llama-3.2-1B-Instruct", 4)))
+    assert argv[argv.index("--speculative-num-steps") + 1] == "4"
+    assert argv[argv.index("--speculative-eagle-topk") + 1] == "1"
+    assert argv[argv.index("--speculative-num-draft-tokens") + 1] == "5"
+
+
+def test_tensorrt_llm_memory_fraction_lives_in_the_options_file():
+    trt = engines.get("tensorrt-llm")
+    ec = replace(BASE, engine="tensorrt-llm", gpu_memory_utilization=0.85, kv_cache_dtype="fp8")
+    assert trt.options(ec) == {"kv_cache_config": {"free_gpu_memory_fraction": 0.85, "dtype": "fp8",
+                                                   "enable_block_reuse": True}}
+    argv = trt.argv(ec)
+    assert "--kv_cache_free_gpu_memory_fraction" not in argv and "--extra_llm_api_options" in argv
+
+
+def test_llama_cpp_finds_the_downloaded_gguf_file(tmp_path):
+    """Run the generated shell line with llama-server replaced by echo: the path must expand."""
+    shard_dir = tmp_path / "models" / "Qwen--Qwen3-8B-GGUF"
+    shard_dir.mkdir(parents=True)
+    (shard_dir / "Qwen3-8B-q4_k_m-00002-of-00002.gguf").write_text("")
+    (shard_dir / "Qwen3-8B-q4_k_m-00001-of-00002.gguf").write_text("")
+    (shard_dir / "Qwen3-8B-Q8_0.gguf").write_text("")
+    ec = replace(BASE, engine="llama.cpp", model=str(shard_dir), model_file_pattern="*q4_k_m*")
+    engine = engines.get("llama.cpp")
+    entry, argv = engine.entrypoint(ec), engine.argv(ec)
+    assert entry == ("/bin/sh", "-c")
+    line = argv[0].replace("exec /app/llama-server", "exec echo")
+    result = subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[1] == str(shard_dir / "Qwen3-8B-q4_k_m-00001-of-00002.gguf")
+    assert "--ctx-size 32768 --parallel 4" in result.stdout  # 4 slots of 8192 tokens
+
+
+def test_managed_flags_include_settings_the_plan_did_not_need():
+    """`-tp 2` conflicts even when the plan runs on one GPU and emits no TP flag."""
+    vllm = engines.get("vllm")
+    managed = vllm.managed_flags(BASE)
+    assert {"tensor-parallel-size", "max-model-len", "kv-cache-dtype", "enable-prefix-caching"} <= managed
+    assert vllm.canonical_flag("-tp") == "tensor-parallel-size"
+    assert vllm.canonical_flag("--no-enable-prefix-caching") == "enable-prefix-caching"
+
+
+def test_download_uses_the_engine_image_and_pins_the_revision():
+    from stackc.artifacts import Artifact
+
+    step = engines.get("vllm").download(replace(BASE, revision="a" * 40), Artifact("hf", "meta-llama/Llama-3.1-8B-Instruct"),
+                                        "vllm/vllm-openai:v0.33.0")
+    assert step.image == "vllm/vllm-openai:v0.33.0" and step.entrypoint == ("hf",)
+    assert step.command == ("download", "meta-llama/Llama-3.1-8B-Instruct", "--revision", "a" * 40)
+
+
+def test_no_engine_binds_to_loopback_inside_a_container():
+    for name, engine in engines.REGISTRY.items():
+        ec = replace(BASE, engine=name, model="qwen2.5:7b" if name == "ollama" else BASE.model)
+        text = " ".join(engine.argv(ec)) + " ".join(v for _, v in engine.env(ec))
+        assert "0.0.0.0" in text, name
