@@ -139,19 +139,25 @@ def main_callback(
 @app.command()
 @_guard
 def validate(
-    stack: str = typer.Argument(..., help="The stack spec (YAML)."),
+    stacks: list[str] = typer.Argument(..., metavar="STACK...", help="The stack spec(s) (YAML)."),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Check one environment merged onto the base."),
     all_envs: bool = typer.Option(False, "--all-envs", help="Check the base and every environment."),
     fmt: DiagFormat = typer.Option(DiagFormat.full, "--format", "-f", help="Diagnostics format."),
 ) -> None:
-    """Parse, check and plan the stack; print diagnostics. Exit 0 when clean or warnings only, 1 on errors."""
+    """Parse, check and plan the stack; print diagnostics. Exit 0 when clean or warnings only, 1 on errors.
+
+    Several files may be given (as pre-commit does); each is checked on its own."""
     if env and all_envs:
         raise _usage("use either --env or --all-envs")
-    session = _open(stack)
-    _check_env(session, env)
-    _, diags = _collect(session, env, all_envs, include_base=True, upto="plan")
-    _print_diagnostics(diags, session.sources, fmt, sys.stdout)
-    raise typer.Exit(1 if any(d.is_error for d in diags) else 0)
+    sessions = [_open(stack) for stack in stacks]
+    all_diags, sources = [], {}
+    for session in sessions:
+        _check_env(session, env)
+        _, diags = _collect(session, env, all_envs, include_base=True, upto="plan")
+        all_diags += diags
+        sources.update(session.sources)
+    _print_diagnostics(all_diags, sources, fmt, sys.stdout)
+    raise typer.Exit(1 if any(d.is_error for d in all_diags) else 0)
 
 
 @app.command()

@@ -303,4 +303,27 @@ def explain(code: str) -> str | None:
     if entry is None:
         return None
     title, text = entry
-    return f"{code.upper()}: {title}\n\n{text.strip()}\n"
+    anchor = f"{code.lower()}-{title.lower().replace(' ', '-')}"
+    anchor = "".join(c for c in anchor if c.isalnum() or c == "-")
+    return f"{code.upper()}: {title}\n\n{text.strip()}\n\nAll codes: docs/diagnostics.md#{anchor}\n"
+
+
+FAMILIES = {
+    "SC0": "Internal", "SC1": "YAML and syntax", "SC2": "Schema", "SC3": "References and resolution",
+    "SC4": "Capacity and parallelism", "SC5": "Compatibility", "SC6": "What a target cannot express",
+    "SC7": "Security and safety",
+}
+
+
+def markdown() -> str:
+    """docs/diagnostics.md, generated from this table (a test keeps the file in sync)."""
+    out = ["# Diagnostic codes", "",
+           "Every problem stackc reports has a stable code. `stackc explain CODE` prints the same text.",
+           "This file is generated from `compiler/codes.py`.", ""]
+    family = None
+    for code, (title, text) in CODES.items():
+        if code[:3] != family:
+            family = code[:3]
+            out += [f"## {family}xx: {FAMILIES[family]}", ""]
+        out += [f"### {code}: {title}", "", text.strip(), ""]
+    return "\n".join(out)

@@ -29,7 +29,8 @@ def table(plan) -> str:
         rows.append([
             mp.model.name, f"{mp.model.engine.name} {mp.model.engine_version}", st.quantization, st.kv_cache_dtype,
             f"{mp.gpus_per_replica} ({layout})", replicas, f"{e.weights_per_gpu / GIB:.1f}",
-            f"{max(e.budget.kv, 0) / GIB:.1f}", f"{e.kv_cache_tokens:,}", str(st.max_context), conc,
+            f"{max(e.budget.kv, 0) / GIB:.1f}" if e.kv_bytes_per_token else "-",
+            f"{e.kv_cache_tokens:,}" if e.kv_bytes_per_token else "-", str(st.max_context), conc,
             str(st.concurrency), verdict,
         ])
     body = _table(["model", "engine", "quant", "kv", "gpus/replica", "replicas", "weights GiB/gpu",

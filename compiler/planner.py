@@ -89,7 +89,7 @@ class ModelPlan:
             "max_num_seqs": s.max_num_seqs,
             "max_batched_tokens": s.max_batched_tokens,
             "weights_gib": _r(e.weights_per_gpu / GIB),
-            "kv_cache_gib": _r(max(e.budget.kv, 0) / GIB),
+            "kv_cache_gib": _r(max(e.budget.kv, 0) / GIB) if e.kv_bytes_per_token else 0.0,
             "kv_cache_tokens": e.kv_cache_tokens,
             "max_concurrency": None if e.max_concurrency is None else _r(e.max_concurrency),
             "fits": e.fits,
