@@ -184,8 +184,8 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
         image = default.ref if default else ""
         version = parse_version(default.tag) if default else (0,)
 
-    # the loaded artifact
-    source = m.weights or m.model
+    # the loaded artifact: `weights`, else the model itself (a catalog id stands for its HF repo)
+    source = m.weights or (info.hf_repo if info is not None and m.model == info.id else m.model)
     artifact = artifacts.parse(source, m.engine)
     if m.engine == "ollama" and m.weights is None and artifact is not None:
         diags.append(Diagnostic.error(
@@ -240,7 +240,7 @@ def _model_info(m: Model, i: int, catalog: Catalog, spec_dir: str, where: Where,
         try:
             with open(config, encoding="utf-8") as handle:
                 text = handle.read(1_000_000)
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             diags.append(Diagnostic.error(
                 "SC306", f"`{display}` cannot be read", where("models", i, "model"),
                 label="no config.json here",

@@ -322,9 +322,13 @@ def parse(path: str, text: str) -> Document:
                 help="start from an example: `stack: v1`, `name:`, `hardware:` and `models:`",
             )
         )
+    import warnings
+
     yaml = YAML(typ="safe", pure=True)
     try:
-        nodes = list(yaml.compose_all(text))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. a reused anchor: legal YAML, the later one wins
+            nodes = list(yaml.compose_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = _point(path, text, 0) if mark is None else Span(

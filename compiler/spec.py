@@ -241,16 +241,16 @@ class Adapter(_Strict):
 class Architecture(_Strict):
     """The architecture of a model the catalog does not know, when no `config.json` is given."""
 
-    layers: int = Field(ge=1, description="Transformer layers (`num_hidden_layers`).")
-    hidden_size: int = Field(ge=1, description="Hidden size.")
-    intermediate_size: Optional[int] = Field(None, ge=1, description="MLP intermediate size (per expert for MoE).")
-    heads: int = Field(ge=1, description="Attention heads (`num_attention_heads`).")
-    kv_heads: Optional[int] = Field(None, ge=1, description="KV heads (`num_key_value_heads`); default: `heads`.")
-    head_dim: Optional[int] = Field(None, ge=1, description="Head dimension; default: `hidden_size / heads`.")
-    vocab_size: int = Field(ge=1, description="Vocabulary size.")
-    params: float = Field(gt=0, description="Total parameters, in billions.")
-    max_context: int = Field(ge=1, description="The model's maximum context (`max_position_embeddings`).")
-    experts: Optional[int] = Field(None, ge=1, description="Routed experts per MoE layer, for MoE models.")
+    layers: int = Field(ge=1, le=10_000, description="Transformer layers (`num_hidden_layers`).")
+    hidden_size: int = Field(ge=1, le=1_000_000, description="Hidden size.")
+    intermediate_size: Optional[int] = Field(None, ge=1, le=10_000_000, description="MLP intermediate size (per expert for MoE).")
+    heads: int = Field(ge=1, le=10_000, description="Attention heads (`num_attention_heads`).")
+    kv_heads: Optional[int] = Field(None, ge=1, le=10_000, description="KV heads (`num_key_value_heads`); default: `heads`.")
+    head_dim: Optional[int] = Field(None, ge=1, le=100_000, description="Head dimension; default: `hidden_size / heads`.")
+    vocab_size: int = Field(ge=1, le=10_000_000, description="Vocabulary size.")
+    params: float = Field(gt=0, le=100_000, allow_inf_nan=False, description="Total parameters, in billions.")
+    max_context: int = Field(ge=1, le=100_000_000, description="The model's maximum context (`max_position_embeddings`).")
+    experts: Optional[int] = Field(None, ge=1, le=100_000, description="Routed experts per MoE layer, for MoE models.")
     tie_embeddings: bool = Field(False, description="The LM head shares the embedding matrix.")
 
 
@@ -405,7 +405,8 @@ class K8sSecret(_Strict):
 class SecretDecl(_Strict):
     """A declared secret: the name is the environment variable its consumers read."""
 
-    description: Optional[str] = Field(None, max_length=500, description="What the secret is for.")
+    description: Optional[Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]] = Field(
+        None, max_length=500, description="What the secret is for (one line).")
     k8s: Optional[K8sSecret] = Field(None, description="Kubernetes Secret name and key, if not `<stack>-secrets`/NAME.")
 
 

@@ -148,3 +148,9 @@ def test_errors_on_a_resolved_stack_use_the_merged_spans():
 def test_did_you_mean():
     assert check.did_you_mean("gpuz", ["gpu", "gpus", "nodes"]) in ("gpu", "gpus")
     assert check.did_you_mean("zzzz", ["gpu"]) is None
+
+
+def test_secret_descriptions_are_one_line():
+    """A newline would let a description write a `NAME=value` line into .env.example."""
+    d = one(BASE + 'secrets: {K: {description: "x\\nK=hunter2"}}\n')
+    assert d.code == "SC207"

@@ -264,3 +264,30 @@ def test_inline_architecture(tmp_path):
         "  - {name: m, model: acme/custom-7b, architecture: {layers: 32, hidden_size: 4096, heads: 32, kv_heads: 8,"
         " vocab_size: 32000, params: 7.2, max_context: 32768}, max_context: 8192}\n", "{gpu: l40s, gpus_per_node: 1}"))
     assert not [d for d in diags if d.is_error] and unit.plan.models[0].evaluation.fits
+
+
+def test_catalog_short_id_stands_for_its_repo(tmp_path):
+    unit, diags = plan_of(tmp_path, spec("  - {name: m, model: llama-3.1-8b, max_context: 8192}\n"))
+    assert not [d for d in diags if d.is_error], [d.message for d in diags]
+    assert unit.plan.models[0].model.artifact.ref == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+@pytest.mark.parametrize("config", [
+    '{"num_hidden_layers": 1000000000, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 8}',
+    '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 1e400}',
+    '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 0, "vocab_size": 8}',
+    '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 8, "architectures": 0,'
+    ' "kv_lora_rank": "big"}',
+])
+def test_absurd_config_json_is_a_diagnostic(tmp_path, config):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(config)
+    _, diags = plan_of(tmp_path, spec("  - {name: m, model: ./m, weights: a/b}\n", "{gpu: l4, gpus_per_node: 1}"))
+    assert [d.code for d in diags if d.is_error] == ["SC306"]
+
+
+def test_absurd_inline_architecture_is_a_diagnostic(tmp_path):
+    _, diags = plan_of(tmp_path, spec(
+        "  - {name: m, model: a/b, architecture: {layers: 2, hidden_size: 64, heads: 1, vocab_size: 8,"
+        " params: 1e300, max_context: 8}}\n"))
+    assert [d.code for d in diags if d.is_error] == ["SC206"]

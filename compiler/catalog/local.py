@@ -23,13 +23,10 @@ def estimate_params(layers: int, hidden: int, intermediate: int, heads: int, kv_
     """Parameters in billions: embeddings, attention, MLP (or experts) and the LM head."""
     attn = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
     dense_mlp = 3 * hidden * (dense_intermediate or intermediate)
-    total = vocab * hidden * (1 if tie else 2)
-    for layer in range(layers):
-        total += attn + 2 * hidden
-        if moe and layer >= layers - moe.moe_layers:
-            total += (moe.experts + moe.shared) * 3 * hidden * moe.expert_intermediate_size + hidden * moe.experts
-        else:
-            total += dense_mlp
+    moe_layers = min(moe.moe_layers, layers) if moe else 0
+    expert_mlp = ((moe.experts + moe.shared) * 3 * hidden * moe.expert_intermediate_size + hidden * moe.experts) if moe else 0
+    total = vocab * hidden * (1 if tie else 2) + layers * (attn + 2 * hidden)
+    total += moe_layers * expert_mlp + (layers - moe_layers) * dense_mlp
     return total / 1e9
 
 
@@ -40,7 +37,28 @@ def _get(cfg: dict, *names: str, default: Any = None) -> Any:
     return default
 
 
+# Upper bounds far above any real model, so absurd values are reported, not computed with
+LIMITS = {"num_hidden_layers": 10_000, "hidden_size": 1_000_000, "num_attention_heads": 10_000,
+          "vocab_size": 10_000_000, "intermediate_size": 10_000_000, "max_position_embeddings": 100_000_000,
+          "num_local_experts": 100_000, "moe_intermediate_size": 10_000_000, "kv_lora_rank": 1_000_000}
+DEFAULT_LIMIT = 10_000_000
+
+
+def _int(cfg: dict, *names: str, default: Any = None, minimum: int = 1) -> Any:
+    """An integer field of config.json; a value of another type or size is a ConfigError."""
+    value = _get(cfg, *names, default=default)
+    if value is None:
+        return None
+    limit = LIMITS.get(names[0], DEFAULT_LIMIT)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= limit:
+        shown = json.dumps(value)[:40] if isinstance(value, (int, float, str, bool, type(None))) else type(value).__name__
+        raise ConfigError(f"`config.json` has `{names[0]}: {shown}`, expected a whole number from {minimum} to {limit:,}")
+    return value
+
+
 def from_config(text: str, model_id: str) -> ModelInfo:
+    """Read the architecture from a Hugging Face config.json; every field is checked, because
+    the file is input like the spec itself."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -48,42 +66,47 @@ def from_config(text: str, model_id: str) -> ModelInfo:
     if not isinstance(raw, dict):
         raise ConfigError("`config.json` is not a JSON object")
     cfg = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
-    required = {"num_hidden_layers": None, "hidden_size": None, "num_attention_heads": None, "vocab_size": None}
-    for key in required:
-        value = _get(cfg, key, default=_get(raw, key))
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"`config.json` has no usable `{key}`")
-        required[key] = value
-    layers, hidden = required["num_hidden_layers"], required["hidden_size"]
-    heads, vocab = required["num_attention_heads"], required["vocab_size"]
-    kv_heads = _get(cfg, "num_key_value_heads", default=heads)
-    head_dim = _get(cfg, "head_dim", default=hidden // heads)
-    intermediate = _get(cfg, "intermediate_size", default=4 * hidden)
-    max_context = _get(cfg, "max_position_embeddings", "n_positions", "max_seq_len", default=4096)
-    tie = bool(_get(raw, "tie_word_embeddings", default=_get(cfg, "tie_word_embeddings", default=False)))
-    dtype = str(_get(raw, "torch_dtype", "dtype", default=_get(cfg, "torch_dtype", "dtype", default="bfloat16")))
-    quant = raw.get("quantization_config") or {}
+    merged = {**raw, **cfg}
+    layers = _int(merged, "num_hidden_layers")
+    hidden = _int(merged, "hidden_size")
+    heads = _int(merged, "num_attention_heads")
+    vocab = _int(merged, "vocab_size")
+    for key, value in (("num_hidden_layers", layers), ("hidden_size", hidden), ("num_attention_heads", heads),
+                       ("vocab_size", vocab)):
+        if value is None:
+            raise ConfigError(f"`config.json` has no `{key}`")
+    kv_heads = _int(cfg, "num_key_value_heads", default=heads)
+    head_dim = _int(cfg, "head_dim", default=max(1, hidden // heads))
+    intermediate = _int(cfg, "intermediate_size", default=4 * hidden)
+    max_context = _int(cfg, "max_position_embeddings", "n_positions", "max_seq_len", default=4096)
+    if kv_heads > heads:
+        raise ConfigError("`config.json` has more KV heads than attention heads")
+    tie = _get(raw, "tie_word_embeddings", default=_get(cfg, "tie_word_embeddings", default=False)) is True
+    dtype = _get(raw, "torch_dtype", "dtype", default=_get(cfg, "torch_dtype", "dtype", default="bfloat16"))
+    dtype = dtype if isinstance(dtype, str) else "bfloat16"
+    quant = raw.get("quantization_config")
     if isinstance(quant, dict) and quant.get("quant_method") == "fp8":
         dtype = "fp8"
 
-    experts = _get(cfg, "num_local_experts", "num_experts", "n_routed_experts")
+    experts = _int(cfg, "num_local_experts", "num_experts", "n_routed_experts", minimum=0)
     moe = None
-    if isinstance(experts, int) and experts > 1:
-        first_dense = _get(cfg, "first_k_dense_replace", default=0)
-        step = _get(cfg, "interleave_moe_layer_step", default=1) or 1
+    if experts and experts > 1:
+        first_dense = _int(cfg, "first_k_dense_replace", default=0, minimum=0)
+        step = _int(cfg, "interleave_moe_layer_step", default=1)
         moe = Moe(
             experts=experts,
-            active=_get(cfg, "num_experts_per_tok", default=2),
-            shared=_get(cfg, "n_shared_experts", default=0) or 0,
-            expert_intermediate_size=_get(cfg, "moe_intermediate_size", default=intermediate),
-            moe_layers=(layers - first_dense) // step,
+            active=min(_int(cfg, "num_experts_per_tok", default=2), experts),
+            shared=_int(cfg, "n_shared_experts", default=0, minimum=0),
+            expert_intermediate_size=_int(cfg, "moe_intermediate_size", default=intermediate),
+            moe_layers=max(0, (layers - min(first_dense, layers)) // step),
         )
 
-    kv_lora = _get(cfg, "kv_lora_rank")
+    kv_lora = _int(cfg, "kv_lora_rank", minimum=0)
     layer_types = cfg.get("layer_types") if isinstance(cfg.get("layer_types"), list) else None
-    window = _get(cfg, "sliding_window", default=0) or 0
+    window = _int(cfg, "sliding_window", default=0, minimum=0) or 0
     if kv_lora:
-        attention = Attention(full_layers=layers, mla_kv_lora_rank=kv_lora, mla_rope_dim=_get(cfg, "qk_rope_head_dim", default=64))
+        attention = Attention(full_layers=layers, mla_kv_lora_rank=kv_lora,
+                              mla_rope_dim=_int(cfg, "qk_rope_head_dim", default=64, minimum=0))
     elif layer_types:
         sliding = sum(1 for t in layer_types if "sliding" in str(t))
         attention = Attention(full_layers=len(layer_types) - sliding, sliding_layers=sliding, window=window if sliding else 0)
@@ -92,9 +115,9 @@ def from_config(text: str, model_id: str) -> ModelInfo:
     else:
         attention = Attention(full_layers=layers)
 
-    is_encoder = any(str(a).endswith(("ForMaskedLM", "Model")) and "Causal" not in str(a)
-                     for a in raw.get("architectures", [])) and raw.get("is_decoder") is not True \
-        and str(raw.get("model_type", "")) in ("bert", "xlm-roberta", "roberta", "nomic_bert", "modernbert")
+    architectures = raw.get("architectures") if isinstance(raw.get("architectures"), list) else []
+    is_encoder = str(raw.get("model_type", "")) in ("bert", "xlm-roberta", "roberta", "nomic_bert", "modernbert") \
+        and not any("Causal" in str(a) for a in architectures)
     if is_encoder:
         attention = Attention(full_layers=0)
 
