@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .diagnostics import Diagnostic, Span
 
@@ -400,12 +400,3 @@ def load(path: str, display: str | None = None) -> Document:
         data = handle.read(MAX_FILE_BYTES + 1)
     return parse(name, read_text(name, data))
 
-
-def walk(node: YNode, path: Path = ()) -> Iterator[tuple[Path, YNode]]:
-    yield path, node
-    if isinstance(node, YMap):
-        for k, e in node.entries.items():
-            yield from walk(e.value, path + (k,))
-    elif isinstance(node, YSeq):
-        for i, item in enumerate(node.items):
-            yield from walk(item, path + (i,))

@@ -22,20 +22,3 @@ def parse_size(text: str) -> int:
         raise ValueError(text)
     number = text.strip()[: match.start(2)]
     return int(round(float(number) * _UNITS[match.group(2)]))
-
-
-def gib(n_bytes: float) -> float:
-    return n_bytes / GIB
-
-
-def format_gib(n_bytes: float) -> str:
-    return f"{n_bytes / GIB:.1f} GiB"
-
-
-def format_size(n_bytes: int) -> str:
-    """The shortest exact binary spelling, e.g. 68719476736 -> `64GiB`."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        factor = _UNITS[unit]
-        if n_bytes % factor == 0:
-            return f"{n_bytes // factor}{unit}"
-    return f"{n_bytes / GIB:.2f}GiB"
