@@ -78,13 +78,24 @@ def weight_bytes_per_gpu(model: ModelInfo, quantization: str, dtype: str, tp: in
         return p.total * QUANT_BYTES[quantization] / (tp * pp)
     linear = QUANT_BYTES.get(quantization, base)
     if quantization == "mxfp4":
-        # gpt-oss style: only the MoE experts are MXFP4; attention and the rest stay bf16
-        layers = (p.experts * linear + p.rest * base) / (tp * pp)
+        # gpt-oss style: only the MoE experts are MXFP4; attention and the rest stay bf16. The
+        # MXFP4 MoE kernels (Marlin, Triton) want the hidden dimension in multiples of 256 and
+        # each rank's slice of the expert dimension in multiples of 128, so vLLM pads the expert
+        # matrices (gpt-oss: 2880 -> 3072 and 2880 -> 2944; at TP 4, 720 -> 768)
+        pad = _round_up(model.hidden_size, 256) / model.hidden_size
+        if model.moe:
+            inter = model.moe.expert_intermediate_size / tp
+            pad *= _round_up(inter, 128) / inter
+        layers = (p.experts * linear * pad + p.rest * base) / (tp * pp)
     else:
         layers = (p.experts + p.rest) * linear / (tp * pp)
     vocab = (p.embedding + p.head) * base / tp / (2 if pp > 1 and p.head else 1)
     vision = p.vision * base / tp
     return layers + vocab + vision
+
+
+def _round_up(value: float, multiple: int) -> float:
+    return -(-value // multiple) * multiple
 
 
 def kv_dtype_bytes(model: ModelInfo, kv_cache_dtype: str, dtype: str) -> int:
@@ -100,10 +111,27 @@ class KvShape:
     chunked: float
     window: int
     chunk: int
+    per_layer: float = 0.0  # bytes per token of one layer on one GPU
+    full_layers: int = 0  # layers on one GPU (one pipeline stage)
+    sliding_layers: int = 0
+    chunked_layers: int = 0
 
     @property
     def per_token(self) -> float:
         return self.full + self.sliding + self.chunked
+
+
+def kv_layer_groups(shape: KvShape) -> list[tuple[str, int, int]]:
+    """vLLM's KV-cache groups: (kind, layers per group, number of groups). Layers of one
+    attention type are split into groups of equal size: the smallest type's layer count, or the
+    largest when the types are within 1.5x of each other (kv_cache_planning.py)."""
+    kinds = [(k, n) for k, n in (("full", shape.full_layers), ("sliding", shape.sliding_layers),
+                                 ("chunked", shape.chunked_layers)) if n > 0]
+    if not kinds:
+        return []
+    smallest, largest = min(n for _, n in kinds), max(n for _, n in kinds)
+    size = largest if largest < smallest * 1.5 else smallest
+    return [(kind, size, -(-n // size)) for kind, n in kinds]
 
 
 def kv_per_token(model: ModelInfo, kv_cache_dtype: str, dtype: str, tp: int, pp: int,
@@ -114,17 +142,25 @@ def kv_per_token(model: ModelInfo, kv_cache_dtype: str, dtype: str, tp: int, pp:
     b = kv_dtype_bytes(model, kv_cache_dtype, dtype)
     if not model.has_kv_cache:
         return KvShape(0, 0, 0, 0, 0)
+
+    def stage(layers: int) -> int:
+        return -(-layers // pp)
+
     if a.is_mla:
         per_layer = (a.mla_kv_lora_rank + a.mla_rope_dim) * b
-        return KvShape(a.full_layers * per_layer / pp, 0, 0, 0, 0)
+        return KvShape(stage(a.full_layers) * per_layer, 0, 0, 0, 0, per_layer, stage(a.full_layers))
     heads = max(1, model.kv_heads // tp) if replicate_kv_heads else model.kv_heads / tp
     per_layer = 2 * heads * model.head_dim * b
     return KvShape(
-        full=a.full_layers * per_layer / pp,
-        sliding=a.sliding_layers * per_layer / pp,
-        chunked=a.chunked_layers * per_layer / pp,
+        full=stage(a.full_layers) * per_layer,
+        sliding=stage(a.sliding_layers) * per_layer,
+        chunked=stage(a.chunked_layers) * per_layer,
         window=a.window,
         chunk=a.chunk,
+        per_layer=per_layer,
+        full_layers=stage(a.full_layers),
+        sliding_layers=stage(a.sliding_layers),
+        chunked_layers=stage(a.chunked_layers),
     )
 
 

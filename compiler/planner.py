@@ -20,7 +20,6 @@ from .engines.base import GIB, Budget, BudgetInputs
 from .resolve import ResolvedModel, ResolvedStack
 
 MARGIN = 0.03  # a plan within 3% of a limit is `marginal`: a warning, not a verdict
-BLOCK = 16  # vLLM's default KV block size in tokens
 DISK_READ_BYTES_PER_S = 2 * GIB  # reading weights from a local NVMe cache into GPU memory
 
 
@@ -153,26 +152,6 @@ def resolve_settings(rm: ResolvedModel, gpu: GpuInfo) -> Settings:
                     rm.quantization, m.concurrency)
 
 
-def activation_bytes(info: ModelInfo, s: Settings, tp: int) -> float:
-    """Peak activations of the profiling forward pass at `max_batched_tokens` tokens: hidden
-    states and the MLP's gate/up/act tensors, plus fp32 logits for the sampled rows."""
-    tokens = s.max_batched_tokens
-    if info.moe:
-        inter = info.moe.expert_intermediate_size * info.moe.active / tp
-    else:
-        inter = info.intermediate_size / tp
-    hidden_part = tokens * (4 * info.hidden_size + 3 * inter) * 2
-    sampled = min(s.max_num_seqs, tokens)
-    logits = sampled * info.vocab_size / tp * 4 * 2
-    return hidden_part + logits
-
-
-def cudagraph_bytes(info: ModelInfo, s: Settings, pp: int) -> float:
-    if s.enforce_eager:
-        return 0.0
-    return (0.35 + 0.008 * info.layers / pp) * GIB
-
-
 def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> Evaluation:
     info = rm.info
     weights = memory.weight_bytes_per_gpu(info, s.quantization, s.dtype, tp, pp)
@@ -183,9 +162,9 @@ def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> 
         weights += memory.weight_bytes_per_gpu(rm.draft, "none", s.dtype, tp, 1)
         draft = memory.kv_per_token(rm.draft, s.kv_cache_dtype, s.dtype, tp, 1)
         shape = replace(shape, full=shape.full + draft.full)
-    weights += len(rm.spec.adapters) * 0.05 * GIB  # LoRA slots: rank-16 A/B matrices, all layers
-    inputs = BudgetInputs(tp, pp, activation_bytes(info, s, tp), cudagraph_bytes(info, s, pp), rm.version,
-                          s.max_batched_tokens, rm.draft is not None)
+    weights += len(rm.spec.adapters) * lora_bytes(info, tp)
+    inputs = BudgetInputs(info, gpu, tp, pp, rm.version, s.max_batched_tokens, s.max_num_seqs, s.max_context,
+                          s.enforce_eager, rm.draft is not None, rm.spec.task)
     total = gpu.cuda_total_gib * GIB
     share = s.util if s.util is not None else rm.engine.default_memory_share(rm.version, gpu, inputs)
     budget = rm.engine.budget(total, share if share is not None else 1.0, weights, inputs)
@@ -193,15 +172,22 @@ def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> 
     if budget.kv <= 0:
         return Evaluation(tp, pp, share, budget, weights, shape.per_token, 0, 0.0 if shape.per_token else None,
                           False, _near(budget.kv, budget.requested), "weights")
-    if shape.per_token == 0:  # encoders keep no KV cache between requests
+    capacity = rm.engine.capacity(budget.kv, shape, inputs)
+    if capacity.concurrency is None:  # encoders keep no KV cache between requests
         return Evaluation(tp, pp, share, budget, weights, 0, 0, None, True, budget.kv < MARGIN * budget.requested, "")
-    tokens = int(budget.kv // (shape.per_token * BLOCK)) * BLOCK
-    per_request = memory.kv_bytes_for_request(shape, s.max_context, s.max_batched_tokens, BLOCK)
-    concurrency = budget.kv / per_request if per_request else 0.0
-    fits = concurrency >= max(1, s.concurrency) and tokens >= min(s.max_context, tokens + 1)
-    marginal = abs(concurrency - s.concurrency) <= MARGIN * s.concurrency
-    return Evaluation(tp, pp, share, budget, weights, shape.per_token, tokens, concurrency, fits, marginal,
+    concurrency = capacity.concurrency
+    fits = concurrency >= max(1, s.concurrency)
+    marginal = abs(concurrency - max(1, s.concurrency)) <= MARGIN * max(1, s.concurrency)
+    return Evaluation(tp, pp, share, budget, weights, shape.per_token, capacity.tokens, concurrency, fits, marginal,
                       "" if fits else "kv")
+
+
+def lora_bytes(info: ModelInfo, tp: int) -> float:
+    """One LoRA slot of rank 16 (vLLM's default max_lora_rank) on every linear layer: A and B
+    matrices for the attention and MLP projections, in 16-bit."""
+    rank = 16
+    per_layer = rank * (4 * info.hidden_size + 3 * (info.hidden_size + info.intermediate_size / tp))
+    return info.layers * per_layer * 2 * 2
 
 
 def _near(value: float, limit: float) -> bool:

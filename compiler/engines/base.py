@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import images
 from ..artifacts import Artifact
 from ..catalog import GpuInfo
+
+if TYPE_CHECKING:
+    from ..catalog import ModelInfo
+    from ..memory import KvShape
 from ..images import Image
 from ..ir import EngineConfig, Health, Metrics, Resources
 
@@ -164,13 +168,30 @@ class Engine:
     def default_max_batched_tokens(self, version: Version, gpu: GpuInfo, task: str) -> int:
         return 8192
 
+    def activation(self, plan: "BudgetInputs") -> float:
+        """Peak activation memory while the engine warms up (default: one forward pass over a
+        full batch, plus fp32 logits for every running sequence)."""
+        m = plan.model
+        logits = min(plan.max_num_seqs, plan.batched_tokens) * m.vocab_size * 4
+        return forward_activation_bytes(m, plan.batched_tokens, plan.tp) + logits
+
     def budget(self, total: float, util: float, weights: float, plan: "BudgetInputs") -> Budget:
-        """Default: a fixed share of the GPU, minus weights and a modest activation reserve."""
+        """Default: a fixed share of the GPU, minus weights, activations and communication buffers."""
         requested = total * util
-        activation = plan.activation_bytes
+        activation = self.activation(plan)
         non_torch = 0.5 * GIB if plan.tp > 1 else 0.25 * GIB
         kv = requested - weights - activation - non_torch
         return Budget(total, requested, weights, activation, non_torch, 0.0, kv, estimate_only=self.estimate_only)
+
+    def capacity(self, kv_bytes: float, shape: "KvShape", plan: "BudgetInputs") -> Capacity:
+        """Tokens and full-length sequences a KV cache of `kv_bytes` holds (paged, 16-token blocks)."""
+        from ..memory import kv_bytes_for_request
+
+        if shape.per_token == 0:
+            return Capacity(0, None)
+        tokens = int(kv_bytes // (shape.per_token * 16)) * 16
+        per_request = kv_bytes_for_request(shape, plan.max_context, plan.batched_tokens, 16)
+        return Capacity(tokens, kv_bytes / per_request if per_request else 0.0)
 
     # ---- rendering
 
@@ -249,13 +270,43 @@ class Engine:
 
 @dataclass(frozen=True)
 class BudgetInputs:
+    """What an engine needs to budget one GPU of one replica."""
+
+    model: "ModelInfo"
+    gpu: GpuInfo
     tp: int
     pp: int
-    activation_bytes: float
-    cudagraph_bytes: float
     version: Version
-    batched_tokens: int = 8192
+    batched_tokens: int
+    max_num_seqs: int
+    max_context: int
+    enforce_eager: bool = False
     speculative: bool = False
+    task: str = "generate"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the KV cache holds, as the engine reports it."""
+
+    tokens: int
+    concurrency: Optional[float]  # full-length sequences; None where the engine keeps no KV
+
+
+def forward_activation_bytes(m: "ModelInfo", tokens: int, tp: int) -> float:
+    """Activations of one forward pass over `tokens` tokens: the residual stream and norms,
+    the query/key/value projections and the MLP's gate, up and activation tensors (for MoE,
+    the fused kernel's per-expert caches for the active experts), in 16-bit."""
+    qkv = (m.heads + 2 * m.kv_heads) * m.head_dim / tp
+    if m.moe:
+        mlp = (m.moe.active + m.moe.shared) * (3 * m.moe.expert_intermediate_size / tp + m.hidden_size)
+    else:
+        mlp = 3 * m.intermediate_size / tp
+    return tokens * (4 * m.hidden_size + qkv + mlp) * 2
+
+
+def blocks(tokens: int, block: int) -> int:
+    return -(-tokens // block)
 
 
 def probe_configs(ec: EngineConfig) -> list[EngineConfig]:

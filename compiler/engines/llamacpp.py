@@ -12,8 +12,8 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import (Budget, BudgetInputs, DownloadStep, Engine, Release, Version, curl_probe, python_hf_download,
-                   render_args, sh_quote)
+from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, curl_probe,
+                   python_hf_download, render_args, sh_quote)
 
 
 class LlamaCpp(Engine):
@@ -37,10 +37,16 @@ class LlamaCpp(Engine):
     def version_label(self, version: Version) -> str:
         return f"b{version[0]}"  # llama.cpp numbers builds, not releases
 
+    def activation(self, plan: BudgetInputs) -> float:
+        """llama.cpp's compute buffers: a micro-batch of 512 tokens through the graph, with its
+        logits, plus a fixed scratch of about 0.3 GiB."""
+        m = plan.model
+        return 0.3 * GIB + 512 * (m.vocab_size + 4 * m.hidden_size) * 4
+
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
-        # no memory share: everything is offloaded (-ngl 999); keep ~5% for CUDA and compute buffers
+        # no memory share: every layer is offloaded (-ngl 999); keep ~5% for the CUDA context
         requested = total * 0.95
-        compute = plan.activation_bytes
+        compute = self.activation(plan)
         kv = requested - weights - compute
         return Budget(total, requested, weights, compute, 0.0, 0.0, kv)
 

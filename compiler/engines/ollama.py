@@ -26,10 +26,16 @@ class Ollama(Engine):
     supports_prefix_caching = False
     startup_overhead_s = 20
 
+    def activation(self, plan: BudgetInputs) -> float:
+        from .llamacpp import ENGINE as LLAMA_CPP
+
+        return LLAMA_CPP.activation(plan)  # Ollama runs llama.cpp's engine underneath
+
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         requested = total * 0.95
-        kv = requested - weights - plan.activation_bytes
-        return Budget(total, requested, weights, plan.activation_bytes, 0.0, 0.0, kv)
+        compute = self.activation(plan)
+        kv = requested - weights - compute
+        return Budget(total, requested, weights, compute, 0.0, 0.0, kv)
 
     def entrypoint(self, ec: EngineConfig):
         return None

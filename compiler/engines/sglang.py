@@ -51,7 +51,7 @@ class Sglang(Engine):
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         requested = total * util
         kv = requested - weights
-        return Budget(total, requested, weights, plan.activation_bytes, 0.0, 0.0, kv)
+        return Budget(total, requested, weights, self.activation(plan), 0.0, 0.0, kv)
 
     def entrypoint(self, ec: EngineConfig):
         return ("python3", "-m", "sglang.launch_server")

@@ -32,10 +32,10 @@ class TensorRtLlm(Engine):
         return 2048
 
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
-        free = total - weights - plan.activation_bytes - 0.5 * GIB
+        activation = self.activation(plan)
+        free = total - weights - activation - 0.5 * GIB
         kv = free * util
-        return Budget(total, weights + plan.activation_bytes + kv, weights, plan.activation_bytes, 0.5 * GIB, 0.0, kv,
-                      estimate_only=True)
+        return Budget(total, weights + activation + kv, weights, activation, 0.5 * GIB, 0.0, kv, estimate_only=True)
 
     def model_arg(self, ec: EngineConfig) -> str:
         return ec.model

@@ -1,9 +1,18 @@
 """vLLM (`vllm serve`, image `vllm/vllm-openai`).
 
-Memory accounting follows vLLM's own (facts-catalog.md section 3): the engine may take
-`total x gpu_memory_utilization`; from that it subtracts the weights, the activation peak of a
-profiling forward pass at `max_num_batched_tokens`, non-torch memory (NCCL and all-reduce
-buffers grow with TP) and, from v0.20 on, its CUDA-graph estimate. The rest is KV cache.
+Memory follows vLLM's own accounting (v1 `gpu_worker.determine_available_memory`, read in the
+0.10.1, 0.11, 0.20 and 0.33 wheels; facts-catalog section 3):
+
+    KV cache = total x gpu_memory_utilization
+               - weights (torch memory after loading)
+               - peak activation of the profiling run (a forward pass over
+                 max_num_batched_tokens tokens, then the sampler over max_num_seqs rows)
+               - non-torch memory (CUDA/cuBLAS workspaces, NCCL and all-reduce buffers)
+               - the CUDA-graph estimate (profiled and subtracted from v0.20)
+
+The KV cache is paged in blocks shared by KV-cache groups of equal size (one per attention
+type in hybrid models); `Maximum concurrency` is blocks over the blocks one full-length
+request pins across all groups, which for sliding-window models is not tokens / context.
 """
 
 from __future__ import annotations
@@ -14,7 +23,19 @@ from typing import Optional
 from .. import images
 from ..catalog import GpuInfo
 from ..ir import EngineConfig, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, render_args
+from ..memory import KvShape, kv_layer_groups
+from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version, adapter_path, blocks,
+                   forward_activation_bytes, render_args)
+
+# Bytes per element of the [max_num_seqs, vocab] logits the profiling run pushes through the
+# sampler, at its peak. vLLM's own top-k/top-p path (v1 `apply_top_k_top_p`) holds the 16-bit
+# logits and their fp32 copy (6), the sorted values and int64 indices (12), the softmax of the
+# sorted values (4), the top-p mask (1) and the scattered result (4): about 28 bytes.
+# FlashInfer's fused top-k/top-p kernel keeps the fp32 logits and probabilities (8). The v0
+# engine's profile run samples nothing beyond the fp32 logits (4).
+SAMPLER_NATIVE_BYTES = 28
+SAMPLER_FLASHINFER_BYTES = 8
+SAMPLER_V0_BYTES = 4
 
 
 class Vllm(Engine):
@@ -23,11 +44,28 @@ class Vllm(Engine):
     port = 8000
     images = {"nvidia": images.VLLM, "amd": images.VLLM_ROCM}
     releases = (
-        # before v0.20 the CUDA-graph memory was not profiled: it had to fit in the headroom
-        Release(since=(0,), gpu_memory_utilization=0.90, extra={"profiles_cudagraphs": False, "runner_flag": False}),
-        Release(since=(0, 10, 0), gpu_memory_utilization=0.90, extra={"profiles_cudagraphs": False, "runner_flag": True}),
-        # PR #38284: CUDA-graph memory profiled by default, default utilization raised to 0.92
-        Release(since=(0, 20, 0), gpu_memory_utilization=0.92, extra={"profiles_cudagraphs": True, "runner_flag": True}),
+        # the v0 engine: profiles one prefill of max_num_batched_tokens (the whole context when
+        # chunked prefill is off), samples with its own sampler; graphs fit in the headroom
+        Release(since=(0,), gpu_memory_utilization=0.90,
+                extra={"engine": "v0", "sampler": SAMPLER_V0_BYTES, "profiles_cudagraphs": False,
+                       "runner_flag": False, "tokens": "blocks"}),
+        # v1 (default from v0.8): FlashInfer top-k/top-p sampling whenever FlashInfer is
+        # installed (the release images ship it; VLLM_USE_FLASHINFER_SAMPLER unset means on)
+        Release(since=(0, 8, 0), gpu_memory_utilization=0.90,
+                extra={"engine": "v1", "sampler": SAMPLER_FLASHINFER_BYTES, "profiles_cudagraphs": False,
+                       "runner_flag": False, "tokens": "blocks"}),
+        Release(since=(0, 10, 0), gpu_memory_utilization=0.90,
+                extra={"engine": "v1", "sampler": SAMPLER_FLASHINFER_BYTES, "profiles_cudagraphs": False,
+                       "runner_flag": True, "tokens": "blocks"}),
+        # v0.20: CUDA-graph memory profiled and subtracted by default, utilization 0.92
+        # (PR #38284); FlashInfer sampling becomes opt-in, so the native sampler runs
+        Release(since=(0, 20, 0), gpu_memory_utilization=0.92,
+                extra={"engine": "v1", "sampler": SAMPLER_NATIVE_BYTES, "profiles_cudagraphs": True,
+                       "runner_flag": True, "tokens": "blocks"}),
+        # the token count became group-aware (max concurrency x max_model_len); seen in 0.24 logs
+        Release(since=(0, 24, 0), gpu_memory_utilization=0.92,
+                extra={"engine": "v1", "sampler": SAMPLER_NATIVE_BYTES, "profiles_cudagraphs": True,
+                       "runner_flag": True, "tokens": "concurrency"}),
     )
     quantization_names = {
         "fp8": "fp8", "awq": "awq_marlin", "gptq": "gptq_marlin", "int8-w8a8": None, "bnb-nf4": "bitsandbytes",
@@ -50,12 +88,16 @@ class Vllm(Engine):
         return {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting",
                 "kv_usage": kv, "generated_tokens": "vllm:generation_tokens_total"}
 
-    @staticmethod
-    def _large(version: Version, gpu: GpuInfo) -> bool:
-        # EngineArgs.get_batch_defaults (vLLM PR #12369, v0.8 on): the API server runs 1024
-        # sequences and 8192 batched tokens on GPUs of 70 GiB or more that are not A100s,
-        # 256 and 2048 elsewhere
-        return version >= (0, 8, 0) and gpu.cuda_total_gib >= 70 and not gpu.id.startswith("a100")
+    # ---- defaults
+
+    def _v0(self, version: Version, gpu: GpuInfo) -> bool:
+        """The v0 engine runs before v0.8, and on GPUs v1 did not support yet (compute < 8.0)."""
+        return version < (0, 8, 0) or (version < (0, 10, 0) and gpu.vendor == "nvidia" and gpu.cc < 8.0)
+
+    def _large(self, version: Version, gpu: GpuInfo) -> bool:
+        # EngineArgs.get_batch_defaults (v1): the API server runs 1024 sequences and 8192
+        # batched tokens on GPUs of 70 GiB or more that are not A100s, 256 and 2048 elsewhere
+        return not self._v0(version, gpu) and gpu.cuda_total_gib >= 70 and not gpu.id.startswith("a100")
 
     def default_max_num_seqs(self, version: Version, gpu: GpuInfo, task: str) -> int:
         return 1024 if self._large(version, gpu) else 256
@@ -63,13 +105,83 @@ class Vllm(Engine):
     def default_max_batched_tokens(self, version: Version, gpu: GpuInfo, task: str) -> int:
         return 8192 if self._large(version, gpu) else 2048
 
+    def profiled_tokens(self, plan: BudgetInputs) -> int:
+        """Tokens of the profiling forward pass. v0 without chunked prefill (contexts up to 32K)
+        prefills a whole sequence in one step: max(max_model_len, the batched-token setting)."""
+        if self._v0(plan.version, plan.gpu) and plan.max_context <= 32768:
+            return max(plan.max_context, plan.batched_tokens)
+        if plan.task != "generate":
+            return max(plan.max_context, plan.batched_tokens)  # pooling: no chunked prefill
+        return plan.batched_tokens
+
+    # ---- memory
+
+    def activation(self, plan: BudgetInputs) -> float:
+        release = self.release(plan.version)
+        m = plan.model
+        forward = forward_activation_bytes(m, self.profiled_tokens(plan), plan.tp)
+        if plan.task != "generate":
+            return forward  # the pooler runs instead of the sampler
+        rows = min(plan.max_num_seqs, plan.batched_tokens)
+        per_element = SAMPLER_V0_BYTES if self._v0(plan.version, plan.gpu) else release.extra["sampler"]
+        return forward + rows * m.vocab_size * per_element
+
+    def cudagraph(self, plan: BudgetInputs) -> float:
+        """CUDA-graph pool: grows with the layers captured and the batch sizes captured (up to
+        512 sequences); nothing when graphs are off."""
+        if plan.enforce_eager:
+            return 0.0
+        captured = min(plan.max_num_seqs, 512) / 256
+        return 0.007 * GIB * plan.model.layers / plan.pp * captured
+
+    def non_torch(self, plan: BudgetInputs) -> float:
+        """Memory outside torch's allocator: cuBLAS and attention workspaces, plus NCCL and the
+        custom all-reduce buffers once there is more than one rank."""
+        return (0.2 + (0.3 if plan.tp > 1 else 0.0) + (0.2 if plan.pp > 1 else 0.0)) * GIB
+
     def budget(self, total: float, util: float, weights: float, plan: BudgetInputs) -> Budget:
         requested = total * util
-        non_torch = 0.25 * GIB + (0.75 * GIB if plan.tp > 1 else 0.0) + (0.25 * GIB if plan.pp > 1 else 0.0)
-        profiles = self.release(plan.version).extra.get("profiles_cudagraphs", True)
-        cudagraph = plan.cudagraph_bytes if profiles else 0.0
-        kv = requested - weights - plan.activation_bytes - non_torch - cudagraph
-        return Budget(total, requested, weights, plan.activation_bytes, non_torch, cudagraph, kv)
+        profiles = self.release(plan.version).extra["profiles_cudagraphs"]
+        cudagraph = self.cudagraph(plan) if profiles else 0.0
+        activation, non_torch = self.activation(plan), self.non_torch(plan)
+        kv = requested - weights - activation - non_torch - cudagraph
+        return Budget(total, requested, weights, activation, non_torch, cudagraph, kv)
+
+    def block_size(self, plan: BudgetInputs) -> int:
+        """16 tokens, except MLA backends: FlashMLA (Hopper) pages in 64, CUTLASS MLA (Blackwell) in 128."""
+        if plan.model.attention.is_mla and plan.gpu.vendor == "nvidia":
+            return 128 if plan.gpu.cc >= 10.0 else 64 if plan.gpu.cc >= 9.0 else 16
+        return 16
+
+    def capacity(self, kv_bytes: float, shape: KvShape, plan: BudgetInputs) -> Capacity:
+        """vLLM's KV-cache groups: layers of one attention type form groups of equal size, every
+        group pages the same number of blocks, and a request at max_model_len pins blocks in
+        every group (kv_cache_planning.py, kv_cache_utils.py)."""
+        if shape.per_token == 0:
+            return Capacity(0, None)
+        block = self.block_size(plan)
+        groups = kv_layer_groups(shape)
+        group_layers = max(size for _, size, _ in groups)
+        page = block * shape.per_layer
+        num_blocks = int(kv_bytes // (page * group_layers))
+        length, batch = plan.max_context, plan.batched_tokens
+        per_request = 0
+        for kind, _, count in groups:
+            if kind == "full":
+                need = blocks(length, block)
+            elif kind == "sliding":
+                need = blocks(min(shape.window - 1 + batch, length), block) + 1
+            else:  # chunked local attention
+                need = blocks(min(shape.chunk + batch, length), block)
+            per_request += need * count
+        concurrency = num_blocks / per_request
+        if self.release(plan.version).extra["tokens"] == "concurrency":
+            tokens = int(concurrency * length)
+        else:
+            tokens = num_blocks // sum(count for _, _, count in groups) * block
+        return Capacity(tokens, concurrency)
+
+    # ---- rendering
 
     def argv(self, ec: EngineConfig) -> list[str]:
         release = self.release(ec.version)
@@ -125,4 +237,3 @@ def _num(value: float) -> str:
 
 
 ENGINE = Vllm()
-
