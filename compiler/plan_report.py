@@ -37,6 +37,16 @@ def table(plan) -> str:
                    "kv GiB/gpu", "kv tokens", "max_context", "max concurrency", "asked", "verdict"],
                   rows, right={6, 7, 8, 9, 10, 11})
     foot = f"\nGPUs used: {plan.gpus_needed} of {s.gpus_per_node * s.nodes}\n"
+    for mp in plan.models:
+        c = mp.cost()
+        if c["usd_per_million_tokens"] is not None or c["break_even_tokens_per_day"] is not None:
+            parts = [f"`{mp.model.name}`: ${c['usd_per_hour']:,.2f}/hour for its GPUs"]
+            if c["usd_per_million_tokens"] is not None:
+                parts.append(f"${c['usd_per_million_tokens']:,.3f} per million tokens at {c['tokens_per_day']:,} tokens/day")
+            if c["break_even_tokens_per_day"] is not None:
+                parts.append(f"cheaper than the hosted ${c['hosted_usd_per_million_tokens']:g}/M above "
+                             f"{c['break_even_tokens_per_day']:,} tokens/day")
+            foot += "; ".join(parts) + "\n"
     if plan.instance is not None:
         price = plan.usd_per_hour
         verified = "" if plan.instance.price_verified else " (price unverified)"
@@ -60,9 +70,9 @@ def catalog_table(kind: str) -> str:
         return _table(["id", "name", "vendor", "memory", "CUDA total GiB", "cc", "fp8", "fp4"], rows)
     rows = []
     for i in sorted(cat.instances, key=lambda i: (i.cloud, i.gpu, i.gpu_count, i.name)):
-        price = "-" if i.price_usd_per_hour is None else f"{i.price_usd_per_hour:.4g}"
+        price = "-" if i.price_usd_per_hour is None else f"{i.price_usd_per_hour:.4g}" + ("*" if i.note.startswith("VM part") else "")
         rows.append([i.cloud, i.name, f"{i.gpu_count} x {i.gpu}", str(i.vcpu), f"{i.ram_gib:g}", price,
                      "yes" if i.price_verified else "no", i.price_region or "-", ", ".join(i.sources) or "-"])
     note = ("\nPrices: on-demand USD/hour, SkyPilot catalog v8 read 2026-11-22; 'verified: no' marks prices nobody "
-            "here confirmed. Override with STACKC_CATALOG.\n")
+            "here confirmed; * is GCP's VM part plus its GPU part (billed apart). Override with STACKC_CATALOG.\n")
     return _table(["cloud", "instance", "gpus", "vcpu", "ram GiB", "$/hour", "verified", "region", "sources"], rows) + note

@@ -20,6 +20,7 @@ from .engines.base import GIB, Budget, BudgetInputs
 from .resolve import ResolvedModel, ResolvedStack
 
 MARGIN = 0.03  # a plan within 3% of a limit is `marginal`: a warning, not a verdict
+HOURS_PER_MONTH = 730
 DISK_READ_BYTES_PER_S = 2 * GIB  # reading weights from a local NVMe cache into GPU memory
 
 
@@ -97,7 +98,27 @@ class ModelPlan:
             "download_gib": _r(self.download_bytes / GIB),
             "startup_budget_s": self.startup_budget_s,
             "instance_type": self.instance.name if self.instance else None,
-            "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
+            **self.cost(),
+        }
+
+    def cost(self) -> dict:
+        """Hourly and monthly cost of the GPUs this model's replicas take; with `tokens_per_day`,
+        the cost per million tokens; with a hosted price, the daily traffic above which running
+        the model here is cheaper."""
+        spec, hourly = self.model.spec, self.usd_per_hour
+        daily = None if hourly is None else hourly * 24
+        per_mtok = (daily / (spec.tokens_per_day / 1e6)) if daily is not None and spec.tokens_per_day else None
+        hosted = spec.hosted_usd_per_million_tokens
+        break_even = (daily / hosted * 1e6) if daily is not None and hosted else None
+        return {
+            "usd_per_hour": None if hourly is None else round(hourly, 4),
+            "usd_per_month": None if hourly is None else round(hourly * HOURS_PER_MONTH, 2),
+            "price_verified": self.instance.price_verified if self.instance and hourly is not None else None,
+            "tokens_per_day": spec.tokens_per_day,
+            "usd_per_million_tokens": None if per_mtok is None else round(per_mtok, 4),
+            "hosted_usd_per_million_tokens": hosted,
+            "break_even_tokens_per_day": None if break_even is None else int(break_even),
+            "cheaper_than_hosted": None if per_mtok is None or hosted is None else per_mtok < hosted,
         }
 
 
@@ -130,7 +151,7 @@ class Plan:
             },
             "instance_type": self.instance.name if self.instance else None,
             "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
-            "usd_per_month": None if self.usd_per_hour is None else round(self.usd_per_hour * 730, 2),
+            "usd_per_month": None if self.usd_per_hour is None else round(self.usd_per_hour * HOURS_PER_MONTH, 2),
             "price_verified": self.instance.price_verified if self.instance else None,
             "models": [m.as_json(s.gpu) for m in self.models],
         }

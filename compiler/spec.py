@@ -310,6 +310,14 @@ class Model(_Strict):
         description="Requests the gateway lets through to this model at once before `saturated` overflow applies.",
     )
     prefix_caching: Optional[bool] = Field(None, description="Reuse the KV cache of shared prefixes; default: on where the engine supports it.")
+    tokens_per_day: Optional[int] = Field(
+        None, ge=1, le=10**15,
+        description="Expected tokens per day (prompt and generated) over all replicas: gives the cost per million tokens.",
+    )
+    hosted_usd_per_million_tokens: Optional[float] = Field(
+        None, gt=0, le=10_000, allow_inf_nan=False,
+        description="A hosted API's price per million tokens, to compare with: gives the break-even traffic.",
+    )
     speculative: Optional[Speculative] = Field(None, description="Speculative decoding with a draft model.")
     adapters: list[Adapter] = Field(default_factory=list, description="LoRA adapters served beside the base model.")
     engine_args: dict[str, EngineArgValue] = Field(

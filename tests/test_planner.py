@@ -291,3 +291,21 @@ def test_absurd_inline_architecture_is_a_diagnostic(tmp_path):
         "  - {name: m, model: a/b, architecture: {layers: 2, hidden_size: 64, heads: 1, vocab_size: 8,"
         " params: 1e300, max_context: 8}}\n"))
     assert [d.code for d in diags if d.is_error] == ["SC206"]
+
+
+def test_cost_per_million_tokens_and_break_even(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, tokens_per_day: 100000000,"
+        " hosted_usd_per_million_tokens: 0.5}\n",
+        "{gpu: h100-sxm, gpus_per_node: 1, provider: aws, region: us-east-1}"))
+    model = unit.plan.as_json()["models"][0]
+    assert model["instance_type"] == "p5.4xlarge" and model["usd_per_hour"] == 6.88
+    assert model["usd_per_million_tokens"] == pytest.approx(6.88 * 24 / 100)
+    assert model["break_even_tokens_per_day"] == int(6.88 * 24 / 0.5 * 1e6)
+    assert model["cheaper_than_hosted"] is False and model["price_verified"] is True
+
+
+def test_gcp_prices_add_the_gpus_to_the_vm(tmp_path):
+    a2 = next(i for i in catalog.load().instances if i.name == "a2-highgpu-2g")
+    assert a2.price_usd_per_hour == pytest.approx(1.47895 + 2 * 2.934, abs=1e-3) and not a2.price_verified
+    assert "VM part" in a2.note

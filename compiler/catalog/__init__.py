@@ -214,10 +214,17 @@ def _gpu(raw: dict) -> GpuInfo:
     return GpuInfo(**values)
 
 
-def _instance(raw: dict) -> InstanceInfo:
+def _instance(raw: dict, gpu_parts: dict) -> InstanceInfo:
     fields = set(InstanceInfo.__dataclass_fields__)
     values = {k: v for k, v in raw.items() if k in fields}
     values["sources"] = tuple(values.get("sources", ()))
+    part = gpu_parts.get(raw.get("cloud"), {}).get(raw.get("gpu"))
+    if values.get("price_usd_per_hour") is None and values.get("vm_part_usd_per_hour") is not None and part:
+        # GCP bills the VM part and the attached GPUs separately: the price is their sum
+        values["price_usd_per_hour"] = round(values["vm_part_usd_per_hour"] + raw["gpu_count"] * part["usd_per_hour"], 4)
+        values["price_verified"] = False
+        values["note"] = (f"VM part {values['vm_part_usd_per_hour']} + {raw['gpu_count']} x GPU part "
+                          f"{part['usd_per_hour']} ({part['derived']})")
     return InstanceInfo(**values)
 
 
@@ -248,6 +255,6 @@ def load(extra_path: str | None = None) -> Catalog:
     return Catalog(
         models=tuple(model_from_dict(m) for m in raw_models),
         gpus=tuple(_gpu(g) for g in raw_gpus),
-        instances=tuple(_instance(i) for i in raw_instances),
+        instances=tuple(_instance(i, instances.get("gpu_parts", {})) for i in raw_instances),
         sources={**models.get("sources", {}), **gpus.get("sources", {}), **instances.get("sources", {})},
     )
