@@ -208,6 +208,17 @@ KV-cache figures are estimates. Check the engine's start-up log.
 `max_num_seqs` (sequences the engine runs at once) is below `concurrency`. The KV cache may hold
 them, but the engine will queue the rest.
 """),
+    "SC410": ("replica spans nodes", """
+A replica needs more GPUs than one node has, so `gpus: auto` chose tensor parallelism within each
+node and pipeline stages across nodes. It works, but activations cross the network between stages;
+a larger GPU or a smaller format may keep the model on one node.
+"""),
+    "SC411": ("partial offload to host memory", """
+llama.cpp and Ollama keep the layers that do not fit on the GPU in host memory and run them on the
+CPU. The model starts, but decoding reads those layers from DDR instead of GPU memory, so it is
+several times slower; the message estimates how much from the two memory bandwidths. stackc sets
+`--n-gpu-layers` for llama.cpp to the layers that fit; Ollama splits the model itself.
+"""),
     # ---------------------------------------------------------------- SC5xx compatibility
     "SC501": ("engine does not load this format", """
 The engine (at this version) cannot run weights in this quantization format: vLLM dropped GGUF

@@ -163,6 +163,7 @@ class EngineConfig:
     extra_args: tuple[tuple[str, Any], ...] = ()
     gpu_vendor: str = "nvidia"
     cache_dir: str = "/models"
+    gpu_layers: Optional[int] = None  # layers on the GPU when the planner chose a partial offload
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ LOCAL_DIR = "/models/local"
 
 
 def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, share: Optional[float],
-                  with_extra: bool = True) -> EngineConfig:
+                  with_extra: bool = True, gpu_layers: Optional[int] = None) -> EngineConfig:
     """The planned settings an engine runs. Engines that pin defaults get the planned values
     (so the engine runs what was planned even if its defaults move); the others get what the
     spec sets and choose the rest themselves at start-up."""
@@ -62,6 +62,7 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
         extra_args=tuple(m.engine_args.items()) if with_extra else (),
         gpu_vendor=gpu.vendor,
         cache_dir=CACHE_DIR,
+        gpu_layers=gpu_layers,
     )
 
 
@@ -158,7 +159,8 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool) 
     m, e = rm.spec, rm.engine
     where = stack.where
     origin = where("models", rm.index, key=True)
-    ec = engine_config(rm, mp.settings, mp.evaluation.tp, mp.evaluation.pp, stack.gpu, mp.evaluation.share)
+    ev = mp.evaluation
+    ec = engine_config(rm, mp.settings, ev.tp, ev.pp, stack.gpu, ev.share, gpu_layers=ev.gpu_layers)
     token_env = (("HF_TOKEN", SecretRef("HF_TOKEN")),) if hf_token else ()
     services: list[Service] = []
     files: list[ConfigFile] = []

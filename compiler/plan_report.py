@@ -25,6 +25,7 @@ def table(plan) -> str:
         layout = f"tp{e.tp}" + (f" pp{e.pp}" if e.pp > 1 else "")
         conc = "-" if e.max_concurrency is None else f"{e.max_concurrency:.2f}x"
         verdict = ("fits" if e.fits else "DOES NOT FIT") + (" (marginal)" if e.marginal and e.fits else "") \
+            + (f" ({e.gpu_layers}/{mp.model.info.layers} layers on GPU)" if e.gpu_layers is not None else "") \
             + (" (estimate)" if e.budget.estimate_only else "")
         rows.append([
             mp.model.name, f"{mp.model.engine.name} {mp.model.engine_version}", st.quantization, st.kv_cache_dtype,

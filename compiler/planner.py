@@ -50,6 +50,8 @@ class Evaluation:
     fits: bool
     marginal: bool
     reason: str  # why it does not fit: weights | kv | "" when it fits
+    gpu_layers: Optional[int] = None  # llama.cpp / Ollama: layers on the GPU when not all fit
+    slowdown: float = 1.0  # expected decode slowdown of a partial offload
 
 
 @dataclass
@@ -94,6 +96,7 @@ class ModelPlan:
             "max_concurrency": None if e.max_concurrency is None else _r(e.max_concurrency),
             "fits": e.fits,
             "marginal": e.marginal,
+            "gpu_layers": e.gpu_layers,
             "estimate_only": e.budget.estimate_only,
             "download_gib": _r(self.download_bytes / GIB),
             "startup_budget_s": self.startup_budget_s,
@@ -203,6 +206,31 @@ def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> 
                       "" if fits else "kv")
 
 
+# llama.cpp keeps the layers it cannot place on the GPU in host memory and runs them on the CPU;
+# decode reads every weight once per token, so it slows with the share of bytes read from DDR
+HOST_MEMORY_BYTES_PER_S = 60e9  # dual-channel DDR5 on a workstation; servers have more
+
+
+def partial_offload(rm: ResolvedModel, gpu: GpuInfo, s: Settings, ev: Evaluation) -> Evaluation:
+    """For engines that split layers between GPU and CPU: how many layers (with their share of
+    the KV cache) fit on the GPUs, and how much slower decoding gets."""
+    if not getattr(rm.engine, "offloads_layers", False) or ev.fits or ev.kv_bytes_per_token == 0:
+        return ev
+    layers = rm.info.layers
+    kv_needed = ev.kv_bytes_per_token * s.max_context * max(1, s.concurrency)
+    per_layer = (ev.weights_per_gpu + kv_needed) / layers
+    room = ev.budget.requested - ev.budget.activation
+    on_gpu = int(room // per_layer)
+    if on_gpu < 1:
+        return ev
+    gpu_share = on_gpu / layers
+    bandwidth = (gpu.bandwidth_gbps or 500) * 1e9
+    seconds_full = ev.weights_per_gpu / bandwidth
+    seconds_split = ev.weights_per_gpu * gpu_share / bandwidth + ev.weights_per_gpu * (1 - gpu_share) / HOST_MEMORY_BYTES_PER_S
+    return replace(ev, fits=True, reason="", gpu_layers=on_gpu, slowdown=seconds_split / seconds_full,
+                   max_concurrency=max(1, s.concurrency), marginal=False)
+
+
 def lora_bytes(info: ModelInfo, tp: int) -> float:
     """One LoRA slot of rank 16 (vLLM's default max_lora_rank) on every linear layer: A and B
     matrices for the attention and MLP projections, in 16-bit."""
@@ -291,6 +319,19 @@ def plan_model(rm: ResolvedModel, stack: ResolvedStack, catalog: Catalog) -> tup
             if ev.fits:
                 break
         assert ev is not None
+        if ev.pp > 1 and ev.fits:
+            diags.append(Diagnostic.warning(
+                "SC410", f"`{m.name}` needs {ev.tp * ev.pp} GPUs per replica: tensor parallel {ev.tp} within each node, "
+                f"pipeline parallel {ev.pp} across nodes", where("models", i, "model"),
+                label="spans nodes", help="pipeline stages talk over the network between nodes; a larger GPU or "
+                "`quantization: fp8` may keep the model on one node"))
+    ev = partial_offload(rm, gpu, s, ev)
+    if ev.gpu_layers is not None:
+        diags.append(Diagnostic.warning(
+            "SC411", f"`{m.name}` does not fit on the GPU: {ev.gpu_layers} of {rm.info.layers} layers run there, the "
+            f"rest from host memory; expect decoding about {ev.slowdown:.0f}x slower", where("models", i, "model"),
+            label="partial offload", help="a smaller quantization (`gguf-q4_k_m`), a shorter `max_context` or a larger GPU "
+            "keeps every layer on the GPU"))
     if not ev.fits:
         diags.append(_does_not_fit(rm, stack, s, ev, explicit is None, catalog))
     elif ev.marginal:

@@ -309,3 +309,20 @@ def test_gcp_prices_add_the_gpus_to_the_vm(tmp_path):
     a2 = next(i for i in catalog.load().instances if i.name == "a2-highgpu-2g")
     assert a2.price_usd_per_hour == pytest.approx(1.47895 + 2 * 2.934, abs=1e-3) and not a2.price_verified
     assert "VM part" in a2.note
+
+
+def test_llama_cpp_partial_offload_is_a_warning_with_the_layers_that_fit(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: Qwen/Qwen3-32B, engine: llama.cpp, weights: 'hf.co/Qwen/Qwen3-32B-GGUF:Q8_0',"
+        " quantization: gguf-q8_0, max_context: 8192}\n", "{gpu: rtx-4090, gpus_per_node: 1}"))
+    assert not [d for d in diags if d.is_error]
+    warning = next(d for d in diags if d.code == "SC411")
+    layers = unit.plan.models[0].evaluation.gpu_layers
+    assert 0 < layers < 64 and f"{layers} of 64 layers" in warning.message and "slower" in warning.message
+
+
+def test_pipeline_across_nodes_is_said(tmp_path):
+    _, diags = plan_of(tmp_path, spec(
+        "  - {name: big, model: meta-llama/Llama-3.1-405B-Instruct, max_context: 8192}\n",
+        "{gpu: a100-80gb, gpus_per_node: 8, nodes: 2}"))
+    assert any(d.code == "SC410" and "pipeline parallel 2 across nodes" in d.message for d in diags), [d.message for d in diags]

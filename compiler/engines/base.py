@@ -139,6 +139,7 @@ class Engine:
     supports_prefix_caching: bool = True
     container_model_dir: str = "/models"
     options_path: str = ""  # where the engine reads an options file, for engines that take one
+    offloads_layers: bool = False  # can keep layers that do not fit in host memory (llama.cpp, Ollama)
     startup_overhead_s: int = 60  # engine start, compile, warm-up beyond reading the weights
 
     # ---- versions and images

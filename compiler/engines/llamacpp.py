@@ -23,6 +23,7 @@ class LlamaCpp(Engine):
     images = {"nvidia": images.LLAMA_CPP, "amd": images.LLAMA_CPP_ROCM}
     releases = (Release(since=(0,)),)
     has_memory_share = False
+    offloads_layers = True
     # (`llamacpp:kv_cache_usage_ratio` was removed upstream, ggml-org/llama.cpp#13660)
     metrics = {"running": "llamacpp:requests_processing", "waiting": "llamacpp:requests_deferred",
                "generated_tokens": "llamacpp:tokens_predicted_total"}
@@ -69,7 +70,7 @@ class LlamaCpp(Engine):
         slots = max(1, ec.concurrency)
         args = ["--model", ec.model, "--alias", ec.served_name, "--host", "0.0.0.0",
                 "--port", str(self.port), "--ctx-size", str(ec.max_context * slots), "--parallel", str(slots),
-                "--n-gpu-layers", "999", "--metrics"]
+                "--n-gpu-layers", str(ec.gpu_layers if ec.gpu_layers is not None else 999), "--metrics"]
         if ec.kv_cache_dtype == "fp8":
             # llama.cpp has no fp8 KV; q8_0 is its 8-bit cache (quantized V needs flash attention)
             args += ["--flash-attn", "on", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0"]

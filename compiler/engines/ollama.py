@@ -22,6 +22,7 @@ class Ollama(Engine):
     images = {"nvidia": images.OLLAMA, "amd": images.OLLAMA_ROCM}
     releases = (Release(since=(0,)),)
     has_memory_share = False
+    offloads_layers = True
     metrics_path = None  # no /metrics endpoint (ollama/ollama#3144)
     supports_prefix_caching = False
     startup_overhead_s = 20
