@@ -15,7 +15,7 @@ from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
 from .ir import (ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, Mount, Node, Replicas,
                  SecretDecl, SecretRef, Service, Volume)
-from .placement import place
+from .placement import demands_of, place, place_plan
 from .planner import ModelPlan, Plan, Settings
 from .resolve import ResolvedModel, ResolvedStack
 
@@ -31,6 +31,7 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
     spec sets and choose the rest themselves at start-up."""
     m, e = rm.spec, rm.engine
     pin = e.pins_defaults and e.has_memory_share
+    shared = s.util is not None and m.gpu_memory_utilization is None  # a share the planner split
     prefix = None
     if m.task == "generate" and e.supports_prefix_caching:
         prefix = True if m.prefix_caching is None else m.prefix_caching
@@ -50,7 +51,7 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
         max_context=s.max_context,
         max_num_seqs=s.max_num_seqs if pin else m.max_num_seqs,
         max_batched_tokens=s.max_batched_tokens if pin else m.max_batched_tokens,
-        gpu_memory_utilization=(share if pin else m.gpu_memory_utilization) if e.has_memory_share else None,
+        gpu_memory_utilization=(share if pin or shared else m.gpu_memory_utilization) if e.has_memory_share else None,
         tensor_parallel=tp,
         pipeline_parallel=pp,
         expert_parallel=bool(m.parallel and m.parallel.expert),
@@ -99,15 +100,15 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         for n in range(stack.nodes)
     )
     hf_token = "HF_TOKEN" in spec.secrets
-    placement = place([(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models],
-                      stack.gpus_per_node, stack.nodes) or {}
+    placement = place_plan(plan) or {}
 
     services: list[Service] = []
     files: list[ConfigFile] = []
     volumes = [Volume(CACHE_VOLUME, "model cache shared by downloads and engines",
                       int(sum(mp.download_bytes for mp in plan.models) * 1.1))]
     for mp in plan.models:
-        svc, extra_files = _model_services(mp, stack, placement.get(mp.model.name, []), hf_token)
+        svc, extra_files = _model_services(mp, stack, placement.get(mp.model.name, []), hf_token,
+                                           _start_after(mp, plan))
         services += svc
         files += extra_files
 
@@ -154,7 +155,20 @@ def _describe_secret(name: str, decl, gateway_key: Optional[str]) -> str:
     return text
 
 
-def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool) -> tuple[list[Service], list[ConfigFile]]:
+def _start_after(mp: ModelPlan, plan: Plan) -> tuple[Dependency, ...]:
+    """Engines sharing a GPU start one after another: vLLM measures the memory its profiling run
+    takes from the GPU's free memory, so a neighbour allocating at the same time would be
+    counted against its KV cache (vllm#10533)."""
+    for group in plan.shared_groups:
+        if mp.model.name in group:
+            position = group.index(mp.model.name)
+            if position:
+                return (Dependency(f"{group[position - 1]}-0", "healthy"),)
+    return ()
+
+
+def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
+                    start_after: tuple[Dependency, ...] = ()) -> tuple[list[Service], list[ConfigFile]]:
     rm = mp.model
     m, e = rm.spec, rm.engine
     where = stack.where
@@ -179,6 +193,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool) 
             one_shot=True, group=m.name, origin=origin,
         ))
         depends = (Dependency(name, "completed"),)
+    depends += start_after
 
     options = e.options(ec)
     if options:
@@ -213,8 +228,7 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         if m.autoscale is not None:
             out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name))
     if stack.nodes > 1:
-        demands = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
-        one = place(demands, stack.gpus_per_node, 1) is not None
+        one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))
     if stack.gpu.vendor != "nvidia":
         out.append(Feature(f"gpu-{stack.gpu.vendor}", where("hardware", "gpu"), stack.gpu.id))

@@ -1,28 +1,54 @@
 """Which node and which GPU indices each engine replica gets: decided once, used everywhere.
 
 First fit in spec order: a replica takes whole GPUs on one node; a replica with pipeline
-stages over nodes takes whole nodes. Deterministic, so the same spec places the same way.
+stages over nodes takes whole nodes; small models the planner put in a shared group take one GPU
+between them. Deterministic, so the same spec places the same way.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-Slot = tuple[int, tuple[int, ...]]  # (first node, GPU indices on each node it spans)
+Slot = tuple[int, tuple[int, ...]]  # (node, GPU indices on that node)
+Demand = tuple[str, int, int]  # (model or shared group, GPUs per replica, replicas)
 
 
-def place(demands: list[tuple[str, int, int]], gpus_per_node: int, nodes: int) -> Optional[dict[str, list[list[Slot]]]]:
-    """demands: (model, GPUs per replica, replicas). Returns, per model, per replica, the
-    (node, indices) pieces it occupies; None if the hardware cannot hold them all."""
+def demands_of(plan) -> list[Demand]:
+    """The plan's placement demands: models with GPUs of their own, then one GPU per shared group."""
+    shared = {name for group in plan.shared_groups for name in group}
+    out: list[Demand] = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max)
+                         for mp in plan.models if mp.model.name not in shared]
+    out += [(group_key(group), 1, 1) for group in plan.shared_groups]
+    return out
+
+
+def group_key(group: tuple[str, ...]) -> str:
+    return "shared:" + "+".join(group)
+
+
+def place_plan(plan, nodes: Optional[int] = None) -> Optional[dict[str, list[list[Slot]]]]:
+    """Per model, per replica, the (node, indices) pieces it occupies; None if it does not fit."""
+    stack = plan.stack
+    placed = place(demands_of(plan), stack.gpus_per_node, nodes or stack.nodes)
+    if placed is None:
+        return None
+    for group in plan.shared_groups:
+        slot = placed.pop(group_key(group))
+        for name in group:
+            placed[name] = slot
+    return placed
+
+
+def place(demands: list[Demand], gpus_per_node: int, nodes: int) -> Optional[dict[str, list[list[Slot]]]]:
     free = [list(range(gpus_per_node)) for _ in range(nodes)]
     result: dict[str, list[list[Slot]]] = {}
-    for model, per_replica, replicas in demands:
-        result[model] = []
+    for name, per_replica, replicas in demands:
+        result[name] = []
         for _ in range(replicas):
             pieces = _take(free, per_replica, gpus_per_node)
             if pieces is None:
                 return None
-            result[model].append(pieces)
+            result[name].append(pieces)
     return result
 
 

@@ -26,6 +26,7 @@ def table(plan) -> str:
         conc = "-" if e.max_concurrency is None else f"{e.max_concurrency:.2f}x"
         verdict = ("fits" if e.fits else "DOES NOT FIT") + (" (marginal)" if e.marginal and e.fits else "") \
             + (f" ({e.gpu_layers}/{mp.model.info.layers} layers on GPU)" if e.gpu_layers is not None else "") \
+            + (f" (shares a GPU with {', '.join(mp.shares_gpu_with)}: {e.share:.0%} of it)" if mp.shares_gpu_with else "") \
             + (" (estimate)" if e.budget.estimate_only else "")
         rows.append([
             mp.model.name, f"{mp.model.engine.name} {mp.model.engine_version}", st.quantization, st.kv_cache_dtype,

@@ -65,10 +65,18 @@ class ModelPlan:
     startup_budget_s: int
     instance: Optional[InstanceInfo] = None
     usd_per_hour: Optional[float] = None
+    shares_gpu_with: tuple[str, ...] = ()  # other small models on the same GPU (split memory shares)
 
     @property
     def gpus_per_replica(self) -> int:
         return self.evaluation.tp * self.evaluation.pp
+
+    @property
+    def gpus_used(self) -> float:
+        """GPUs this model's replicas take (a shared GPU counts once, split between its models)."""
+        if self.shares_gpu_with:
+            return 1 / (len(self.shares_gpu_with) + 1)
+        return self.gpus_per_replica * self.replicas_max
 
     def as_json(self, gpu: GpuInfo) -> dict:
         e, s, m = self.evaluation, self.settings, self.model
@@ -97,6 +105,7 @@ class ModelPlan:
             "fits": e.fits,
             "marginal": e.marginal,
             "gpu_layers": e.gpu_layers,
+            "shares_gpu_with": list(self.shares_gpu_with),
             "estimate_only": e.budget.estimate_only,
             "download_gib": _r(self.download_bytes / GIB),
             "startup_budget_s": self.startup_budget_s,
@@ -135,6 +144,7 @@ class Plan:
     models: list[ModelPlan] = field(default_factory=list)
     instance: Optional[InstanceInfo] = None
     gpus_needed: int = 0
+    shared_groups: list[tuple[str, ...]] = field(default_factory=list)  # small models sharing one GPU
 
     @property
     def usd_per_hour(self) -> Optional[float]:
@@ -270,7 +280,9 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
         diags += model_diags
         if mp is not None:
             result.models.append(mp)
-    result.gpus_needed = sum(mp.gpus_per_replica * mp.replicas_max for mp in result.models)
+    if not any(d.is_error for d in diags):
+        diags += share_gpus(result)
+    result.gpus_needed = round(sum(mp.gpus_used for mp in result.models))
     if not any(d.is_error for d in diags):
         diags += _check_packing(result)
     result.instance, cost_diags = _choose_instance(stack, catalog)
@@ -279,7 +291,7 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
         price_per_gpu = result.instance.price_usd_per_hour / result.instance.gpu_count
         for mp in result.models:
             mp.instance = result.instance
-            mp.usd_per_hour = price_per_gpu * mp.gpus_per_replica * mp.replicas_max
+            mp.usd_per_hour = price_per_gpu * mp.gpus_used
     elif result.instance:
         for mp in result.models:
             mp.instance = result.instance
@@ -675,21 +687,82 @@ def _managed_help(flag: str) -> str:
 
 
 def _check_packing(p: Plan) -> list[Diagnostic]:
-    from .placement import place
+    from .placement import demands_of, place_plan
 
     stack = p.stack
     where = stack.where
     capacity = stack.gpus_per_node * stack.nodes
-    demands = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in p.models]
-    if place(demands, stack.gpus_per_node, stack.nodes) is not None:
+    if place_plan(p) is not None:
         return []
-    need_nodes = next((n for n in range(stack.nodes + 1, stack.nodes + 65)
-                       if place(demands, stack.gpus_per_node, n) is not None), None)
-    per_model = ", ".join(f"`{n}` {g} x {r}" for n, g, r in demands)
+    need_nodes = next((n for n in range(stack.nodes + 1, stack.nodes + 65) if place_plan(p, n) is not None), None)
+    per_model = ", ".join(f"`{n}` {g} x {r}" for n, g, r in demands_of(p))
     return [Diagnostic.error(
         "SC405", f"the models need {p.gpus_needed} GPUs ({per_model}); the hardware has {capacity}",
         where("hardware", key=True), label=f"{stack.nodes} x {stack.gpus_per_node} {stack.gpu.id}",
         help=f"set `hardware.nodes: {need_nodes}`" if need_nodes else "use fewer replicas or smaller models")]
+
+
+# Small models share a GPU with split memory shares. Each engine process also holds a CUDA
+# context (about 0.5 GiB) outside its share, so the shares of one GPU leave room for those.
+SHARE_LIMIT = 0.45  # a model taking more than this share of a GPU gets GPUs of its own
+SHARED_GPU_BUDGET = 0.90  # the shares on one GPU add up to at most this
+CUDA_CONTEXT_BYTES = 0.5 * GIB
+
+
+def share_gpus(p: Plan) -> list[Diagnostic]:
+    """Put small single-GPU models (embedders, rerankers, small chat models) on shared GPUs,
+    each with a memory share sized to what it needs, when that saves GPUs. vLLM and SGLang
+    take a fixed share of a GPU, so two of them can split one; the shares are checked to add
+    up with each process's CUDA context."""
+    gpu = p.stack.gpu
+    total = gpu.cuda_total_gib * GIB
+    small: list[tuple[ModelPlan, float]] = []
+    for mp in p.models:
+        m, e = mp.model.spec, mp.evaluation
+        if (m.gpus != "auto" or m.parallel is not None or m.gpu_memory_utilization is not None or mp.replicas_max != 1
+                or mp.gpus_per_replica != 1 or not mp.model.engine.has_memory_share or e.budget.estimate_only
+                or mp.model.engine.name not in ("vllm", "sglang")):
+            continue
+        share = needed_share(mp, total)
+        if share is not None and share <= SHARE_LIMIT:
+            small.append((mp, share))
+    if len(small) < 2:
+        return []
+    bins: list[list[tuple[ModelPlan, float]]] = []
+    for mp, share in sorted(small, key=lambda x: (-x[1], x[0].model.name)):
+        for group in bins:
+            used = sum(s for _, s in group) + share + (len(group) + 1) * CUDA_CONTEXT_BYTES / total
+            if used <= SHARED_GPU_BUDGET:
+                group.append((mp, share))
+                break
+        else:
+            bins.append([(mp, share)])
+    for group in bins:
+        if len(group) < 2:
+            continue
+        names = tuple(sorted(mp.model.name for mp, _ in group))
+        p.shared_groups.append(names)
+        for mp, share in group:
+            settings = replace(mp.settings, util=share)
+            mp.settings = settings
+            mp.evaluation = evaluate(mp.model, gpu, settings, 1, 1)
+            mp.shares_gpu_with = tuple(n for n in names if n != mp.model.name)
+    return []
+
+
+def needed_share(mp: ModelPlan, total: float) -> Optional[float]:
+    """The memory share a model needs on its own GPU: weights, activations, buffers and the KV
+    cache for `concurrency` sequences at `max_context`, with 20% and 1 GiB of headroom (the
+    profiling run of a small model varies more than its size), in hundredths."""
+    e = mp.evaluation
+    b = e.budget
+    if not e.fits or b.kv <= 0:
+        return None
+    kv = 0.0
+    if e.max_concurrency:  # the KV the asked sequences pin, from the KV cache / capacity ratio
+        kv = b.kv * max(1, mp.settings.concurrency) / e.max_concurrency
+    need = (b.weights + b.activation + b.non_torch + b.cudagraph + kv) * 1.2 + GIB
+    return math.ceil(need / total * 100) / 100
 
 
 def _choose_instance(stack: ResolvedStack, catalog: Catalog) -> tuple[Optional[InstanceInfo], list[Diagnostic]]:

@@ -326,3 +326,34 @@ def test_pipeline_across_nodes_is_said(tmp_path):
         "  - {name: big, model: meta-llama/Llama-3.1-405B-Instruct, max_context: 8192}\n",
         "{gpu: a100-80gb, gpus_per_node: 8, nodes: 2}"))
     assert any(d.code == "SC410" and "pipeline parallel 2 across nodes" in d.message for d in diags), [d.message for d in diags]
+
+
+def test_small_models_share_a_gpu_with_split_memory_shares(tmp_path):
+    unit, diags = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n"
+        "  - {name: embed, model: BAAI/bge-m3, task: embed}\n"
+        "  - {name: rerank, model: BAAI/bge-reranker-v2-m3, task: rerank}\n",
+        "{gpu: l40s, gpus_per_node: 2}"))
+    assert not [d for d in diags if d.is_error], [d.message for d in diags]
+    plans = {mp.model.name: mp for mp in unit.plan.models}
+    assert unit.plan.shared_groups == [("embed", "rerank")]
+    shares = [plans[n].evaluation.share for n in ("embed", "rerank")]
+    total = 44.42
+    assert all(0 < s <= 0.45 for s in shares)
+    assert sum(shares) + 2 * 0.5 / total <= 0.9  # the split leaves room for each CUDA context
+    assert plans["chat"].evaluation.share == 0.92 and not plans["chat"].shares_gpu_with
+    services = {s.name: s for s in unit_deployment(tmp_path).services}
+    assert services["embed-0"].gpus.indices == services["rerank-0"].gpus.indices == (1,)
+    assert ("embed-0", "healthy") in [(d.service, d.condition) for d in services["rerank-0"].depends_on]
+
+
+def unit_deployment(tmp_path):
+    session = open_spec(str(tmp_path / "stack.yaml"), "stack.yaml")
+    return analyse(session, None).deployment
+
+
+def test_one_small_model_keeps_its_own_gpu(tmp_path):
+    unit, _ = plan_of(tmp_path, spec(
+        "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n"
+        "  - {name: embed, model: BAAI/bge-m3, task: embed}\n", "{gpu: l40s, gpus_per_node: 2}"))
+    assert unit.plan.shared_groups == [] and unit.plan.models[1].evaluation.share == 0.92
