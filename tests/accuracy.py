@@ -58,8 +58,9 @@ def spec_for(case: Case) -> str:
     """The stack spec a user would write for this deployment."""
     d, s = case.data, case.data["settings"]
     tp, pp = s["tensor_parallel_size"], s["pipeline_parallel_size"]
+    expert = ", expert: true" if d.get("expert_parallel") else ""
     model = [f"model: {d['model']}", f"image: 'vllm/vllm-openai:v{d['vllm']}'",
-             f"parallel: {{tensor: {tp}, pipeline: {pp}}}", f"kv_cache_dtype: {s['kv_cache_dtype']}"]
+             f"parallel: {{tensor: {tp}, pipeline: {pp}{expert}}}", f"kv_cache_dtype: {s['kv_cache_dtype']}"]
     if d.get("weights"):
         model.append(f"weights: {d['weights']}")
     if d.get("quantization", "none") != "none":

@@ -22,7 +22,9 @@ def test_the_test_set_is_broad_enough():
     assert len(cases) >= 25
     gpus = {c["gpu"] for c in cases}
     assert len(gpus) >= 6, gpus
-    assert {c["settings"]["tensor_parallel_size"] for c in cases} >= {1, 2, 4}
+    assert {c["settings"]["tensor_parallel_size"] for c in cases} >= {1, 2, 4, 8}
+    assert any("DeepSeek" in c["model"] or "235B" in c["model"] for c in cases)  # 200B+ parameters
+    assert any("Mixtral" in c["model"] or "gpt-oss" in c["model"] for c in cases)  # mixture of experts
     assert {c.get("quantization", "none") for c in cases} >= {"none", "fp8", "awq", "mxfp4"}
     assert len({c["vllm"] for c in cases}) >= 8
 

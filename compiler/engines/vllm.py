@@ -123,7 +123,12 @@ class Vllm(Engine):
         if plan.task != "generate":
             return forward  # the pooler runs instead of the sampler
         rows = min(plan.max_num_seqs, plan.batched_tokens)
-        per_element = SAMPLER_V0_BYTES if self._v0(plan.version, plan.gpu) else release.extra["sampler"]
+        if self._v0(plan.version, plan.gpu):
+            per_element = SAMPLER_V0_BYTES
+        elif plan.gpu.vendor != "nvidia":
+            per_element = SAMPLER_NATIVE_BYTES  # FlashInfer is CUDA-only
+        else:
+            per_element = release.extra["sampler"]
         return forward + rows * m.vocab_size * per_element
 
     def cudagraph(self, plan: BudgetInputs) -> float:
