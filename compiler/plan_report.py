@@ -64,8 +64,10 @@ def catalog_table(kind: str) -> str:
     cat = load()
     if kind == "models":
         rows = [[m.hf_repo, m.id, f"{m.params_b:g}B", m.kind, str(m.layers), f"{m.heads}/{m.kv_heads}",
-                 str(m.max_context), m.native_dtype, m.license or "-"] for m in sorted(cat.models, key=lambda m: m.hf_repo.lower())]
-        return _table(["model (HF repo id)", "id", "params", "kind", "layers", "heads/kv", "max context", "dtype", "license"], rows)
+                 str(m.max_context), m.native_dtype, m.license or "-", ", ".join(m.aliases) or "-"]
+                for m in sorted(cat.models, key=lambda m: m.hf_repo.lower())]
+        return _table(["model (HF repo id)", "id", "params", "kind", "layers", "heads/kv", "max context", "dtype", "license",
+                       "also (same architecture)"], rows)
     if kind == "gpus":
         rows = [[g.id, g.name, g.vendor, f"{g.memory_gb:g} GB", f"{g.cuda_total_gib:.2f}" + (" (est.)" if g.cuda_total_estimated else ""),
                  g.compute_capability or "-", "yes" if g.fp8 else "no", "yes" if g.fp4 else "no"] for g in cat.gpus]
