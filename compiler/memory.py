@@ -7,7 +7,7 @@ KV cache are. Those sizes live here. Sources: facts-catalog.md sections 1.3 and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .catalog import ModelInfo
 
@@ -162,6 +162,15 @@ def kv_per_token(model: ModelInfo, kv_cache_dtype: str, dtype: str, tp: int, pp:
         sliding_layers=stage(a.sliding_layers),
         chunked_layers=stage(a.chunked_layers),
     )
+
+
+def with_draft(shape: KvShape, draft: KvShape) -> KvShape:
+    """The draft model's KV cache pages from the same blocks: count it as full-attention layers
+    of the target's page size (vLLM unifies page sizes across the layers it pages together)."""
+    if draft.per_token == 0 or shape.per_layer <= 0:
+        return shape
+    extra = -(-int(draft.per_token) // int(shape.per_layer))
+    return replace(shape, full=shape.full + extra * shape.per_layer, full_layers=shape.full_layers + extra)
 
 
 def kv_bytes_for_request(shape: KvShape, context: int, batched_tokens: int, block: int = 16) -> float:

@@ -194,8 +194,7 @@ def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> 
                                 tp * pp if layer_split else pp)
     if rm.draft is not None:
         weights += memory.weight_bytes_per_gpu(rm.draft, "none", s.dtype, tp, 1)
-        draft = memory.kv_per_token(rm.draft, s.kv_cache_dtype, s.dtype, tp, 1)
-        shape = replace(shape, full=shape.full + draft.full)
+        shape = memory.with_draft(shape, memory.kv_per_token(rm.draft, s.kv_cache_dtype, s.dtype, tp, 1))
     weights += len(rm.spec.adapters) * lora_bytes(info, tp)
     inputs = BudgetInputs(info, gpu, tp, pp, rm.version, s.max_batched_tokens, s.max_num_seqs, s.max_context,
                           s.enforce_eager, rm.draft is not None, rm.spec.task)

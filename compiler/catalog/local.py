@@ -147,8 +147,8 @@ def from_config(text: str, model_id: str) -> ModelInfo:
 
 def from_architecture(arch: Any, model_id: str) -> ModelInfo:
     """A model described inline with `architecture:` in the spec."""
-    kv_heads = arch.kv_heads or arch.heads
-    head_dim = arch.head_dim or arch.hidden_size // arch.heads
+    kv_heads = min(arch.kv_heads or arch.heads, arch.heads)
+    head_dim = arch.head_dim or max(1, arch.hidden_size // arch.heads)
     moe = None
     if arch.experts:
         moe = Moe(experts=arch.experts, active=2, shared=0,

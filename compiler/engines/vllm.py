@@ -164,6 +164,8 @@ class Vllm(Engine):
         every group (kv_cache_planning.py, kv_cache_utils.py)."""
         if shape.per_token == 0:
             return Capacity(0, None)
+        if shape.per_layer <= 0:
+            return super().capacity(kv_bytes, shape, plan)
         block = self.block_size(plan)
         groups = kv_layer_groups(shape)
         group_layers = max(size for _, size, _ in groups)
