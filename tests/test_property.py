@@ -110,6 +110,18 @@ def _paths(node, prefix=()):
         yield from _paths(v, prefix + (k,))
 
 
+def _reaches(node, target, seen=None) -> bool:
+    """Whether `target` is `node` or inside it, by identity (aliases share objects)."""
+    seen = set() if seen is None else seen
+    if node is target:
+        return True
+    if id(node) in seen or not isinstance(node, (dict, list)):
+        return False
+    seen.add(id(node))
+    children = node.values() if isinstance(node, dict) else node
+    return any(_reaches(child, target, seen) for child in children)
+
+
 def _get(node, path):
     for part in path:
         node = node[part]
@@ -142,9 +154,10 @@ def mutated_data(draw, base) -> tuple[str, dict[str, bytes]]:
             del parent[path[-1]]
         elif op == "replace":
             parent[path[-1]] = draw(values)
-        elif op == "alias":  # a shared object dumps as an anchor and aliases (never an ancestor: no cycle)
+        elif op == "alias":  # a shared object dumps as an anchor and aliases (never a cycle)
             source = draw(st.sampled_from([p for p in _paths(data) if p and path[: len(p)] != p]))
-            parent[path[-1]] = _get(data, source)
+            shared = _get(data, source)
+            parent[path[-1]] = copy.deepcopy(shared) if _reaches(shared, parent) else shared
         elif op == "wrap":
             parent[path[-1]] = [parent[path[-1]]] if draw(st.booleans()) else {"x": parent[path[-1]]}
         elif isinstance(data.get("models"), list) and data["models"] and isinstance(data["models"][0], dict):
