@@ -219,6 +219,15 @@ CPU. The model starts, but decoding reads those layers from DDR instead of GPU m
 several times slower; the message estimates how much from the two memory bandwidths. stackc sets
 `--n-gpu-layers` for llama.cpp to the layers that fit; Ollama splits the model itself.
 """),
+    "SC412": ("not enough host memory", """
+A node needs more RAM than it has for what runs on it: each replica's KV-cache CPU tier (host
+memory the engine pins at start-up), the weights of layers a partial offload keeps on the CPU,
+and the engines' own processes (an estimate: 4 GiB plus 4 GiB per GPU for vLLM, SGLang, TGI
+and TensorRT-LLM; 1 GiB plus 1 GiB per GPU for llama.cpp and Ollama). 10% of the RAM is left
+to the system. The RAM is `hardware.memory_per_node` on-prem and the instance type's on a
+cloud, where the planner already picks the cheapest instance type with enough; the help line
+gives the largest CPU tier that fits.
+"""),
     # ---------------------------------------------------------------- SC5xx compatibility
     "SC501": ("engine does not load this format", """
 The engine (at this version) cannot run weights in this quantization format: vLLM dropped GGUF
@@ -266,6 +275,14 @@ engines have no switch for prefix caching). It is ignored.
 (`--max-model-len`, `--tensor-parallel-size`, ...) would conflict with the plan, so set the spec
 field instead. Flag names are compared after normalising `_`/`-`, `--flag=value` and short forms
 (`-tp`).
+"""),
+    "SC512": ("engine cannot run a KV-cache tier", """
+`tiering.kv_cache` applies to every generative model, and this model's engine cannot keep its
+KV cache in one of the tiers. vLLM runs a `cpu` tier on its native offloading and `disk` and
+`redis` tiers on LMCache (both from 0.14; LMCache is not in the ROCm image); SGLang runs `cpu`
+and `disk` on its hierarchical cache (the disk below a host-memory tier, no Redis);
+TensorRT-LLM offloads to host memory only; llama.cpp, Ollama and TGI keep the KV cache in GPU
+memory. docs/tiering.md lists what each engine runs and how.
 """),
     # ---------------------------------------------------------------- SC6xx targets
     "SC601": ("target cannot autoscale", """

@@ -70,6 +70,7 @@ class Mount:
     source: str
     target: str
     read_only: bool = False
+    create: bool = False  # a host directory the target creates when it is missing
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,14 @@ class Replicas:
         return self.min == self.max
 
 
+KV_DISK_DIR = "/kv-cache"  # where a replica's disk tier is mounted inside its container
+
+
 @dataclass(frozen=True)
 class KvOffload:
-    """A KV-cache tier below GPU memory, as planned for one replica."""
+    """A KV-cache tier below GPU memory, as planned for one replica: a size (cpu, disk), the
+    host directory under which each replica gets its own (disk), the secret holding the URL
+    (redis). Engines see the disk tier at `KV_DISK_DIR`."""
 
     tier: Literal["cpu", "disk", "redis"]
     size_bytes: int = 0
@@ -159,7 +165,8 @@ class EngineConfig:
     concurrency: int
     speculative: Optional[tuple[str, int]] = None
     adapters: tuple[tuple[str, str], ...] = ()
-    kv_offload: tuple[KvOffload, ...] = ()
+    kv_offload: tuple[KvOffload, ...] = ()  # hot to cold, sizes per replica
+    kv_mechanism: Optional[str] = None  # how the engine runs them: native | lmcache | hicache | host-cache
     extra_args: tuple[tuple[str, Any], ...] = ()
     gpu_vendor: str = "nvidia"
     cache_dir: str = "/models"

@@ -13,8 +13,8 @@ from . import components
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
-from .ir import (ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, Mount, Node, Replicas,
-                 SecretDecl, SecretRef, Service, Volume)
+from .ir import (KV_DISK_DIR, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
+                 Node, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from .planner import ModelPlan, Plan, Settings
 from .resolve import ResolvedModel, ResolvedStack
@@ -25,7 +25,8 @@ LOCAL_DIR = "/models/local"
 
 
 def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, share: Optional[float],
-                  with_extra: bool = True, gpu_layers: Optional[int] = None) -> EngineConfig:
+                  with_extra: bool = True, gpu_layers: Optional[int] = None,
+                  kv_tiers: tuple[KvOffload, ...] = ()) -> EngineConfig:
     """The planned settings an engine runs. Engines that pin defaults get the planned values
     (so the engine runs what was planned even if its defaults move); the others get what the
     spec sets and choose the rest themselves at start-up."""
@@ -64,6 +65,8 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
         gpu_vendor=gpu.vendor,
         cache_dir=CACHE_DIR,
         gpu_layers=gpu_layers,
+        kv_offload=kv_tiers if rm.kv_mechanism else (),
+        kv_mechanism=rm.kv_mechanism if kv_tiers else None,
     )
 
 
@@ -174,7 +177,8 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
     where = stack.where
     origin = where("models", rm.index, key=True)
     ev = mp.evaluation
-    ec = engine_config(rm, mp.settings, ev.tp, ev.pp, stack.gpu, ev.share, gpu_layers=ev.gpu_layers)
+    ec = engine_config(rm, mp.settings, ev.tp, ev.pp, stack.gpu, ev.share, gpu_layers=ev.gpu_layers,
+                       kv_tiers=mp.kv_tiers)
     token_env = (("HF_TOKEN", SecretRef("HF_TOKEN")),) if hf_token else ()
     services: list[Service] = []
     files: list[ConfigFile] = []
@@ -205,13 +209,18 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
     replicas = Replicas(mp.replicas_min, mp.replicas_max)
     autoscale = (m.autoscale.metric, m.autoscale.target) if m.autoscale else None
     env = tuple(e.env(ec)) + token_env
+    disk = next((t for t in ec.kv_offload if t.tier == "disk"), None)
     for index, pieces in enumerate(slots):
         node, indices = pieces[0]
+        name = f"{m.name}-{index}"
+        # each replica's disk tier is a directory of its own under the tier's path
+        tier_mounts = (Mount("host", f"{disk.path.rstrip('/')}/{name}", KV_DISK_DIR, create=True),) if disk else ()
         services.append(Service(
-            name=f"{m.name}-{index}", role="engine", image=rm.image, command=tuple(e.argv(ec)),
+            name=name, role="engine", image=rm.image, command=tuple(e.argv(ec)),
             entrypoint=e.entrypoint(ec), env=env, port=e.port, node=f"node-{node}",
             gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=e.resources(ec), health=health,
-            startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts), depends_on=depends,
+            startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts) + tier_mounts,
+            depends_on=depends,
             group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin,
         ))
     return services, files

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from . import compat, memory
+from . import compat, host, memory
 from .catalog import Catalog, GpuInfo, InstanceInfo, ModelInfo
 from .diagnostics import Diagnostic
 from .engines.base import GIB, Budget, BudgetInputs
+from .ir import KvOffload
 from .resolve import ResolvedModel, ResolvedStack
 
 MARGIN = 0.03  # a plan within 3% of a limit is `marginal`: a warning, not a verdict
@@ -66,6 +67,8 @@ class ModelPlan:
     instance: Optional[InstanceInfo] = None
     usd_per_hour: Optional[float] = None
     shares_gpu_with: tuple[str, ...] = ()  # other small models on the same GPU (split memory shares)
+    kv_tiers: tuple[KvOffload, ...] = ()  # KV-cache tiers below GPU memory, per replica
+    host_memory_bytes: int = 0  # host RAM one replica needs (engine processes, CPU tier, offloaded layers)
 
     @property
     def gpus_per_replica(self) -> int:
@@ -108,6 +111,9 @@ class ModelPlan:
             "shares_gpu_with": list(self.shares_gpu_with),
             "estimate_only": e.budget.estimate_only,
             "download_gib": _r(self.download_bytes / GIB),
+            "kv_tiers": [{"tier": t.tier, "size_gib": _r(t.size_bytes / GIB) if t.size_bytes else None}
+                         for t in self.kv_tiers],
+            "host_memory_gib": _r(self.host_memory_bytes / GIB),
             "startup_budget_s": self.startup_budget_s,
             "instance_type": self.instance.name if self.instance else None,
             **self.cost(),
@@ -145,6 +151,7 @@ class Plan:
     instance: Optional[InstanceInfo] = None
     gpus_needed: int = 0
     shared_groups: list[tuple[str, ...]] = field(default_factory=list)  # small models sharing one GPU
+    nodes: list[host.NodeNeeds] = field(default_factory=list)  # host RAM and disk per node
 
     @property
     def usd_per_hour(self) -> Optional[float]:
@@ -166,6 +173,9 @@ class Plan:
             "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
             "usd_per_month": None if self.usd_per_hour is None else round(self.usd_per_hour * HOURS_PER_MONTH, 2),
             "price_verified": self.instance.price_verified if self.instance else None,
+            "nodes": [{"name": f"node-{n.node}", "host_memory_gib_needed": _r(n.memory_bytes / GIB),
+                       "host_memory_gib_usable": None if n.memory_available is None else _r(n.memory_available / GIB),
+                       "kv_disk_gib": _r(n.disk_bytes / GIB)} for n in self.nodes],
             "models": [m.as_json(s.gpu) for m in self.models],
         }
 
@@ -284,8 +294,20 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
     result.gpus_needed = round(sum(mp.gpus_used for mp in result.models))
     if not any(d.is_error for d in diags):
         diags += _check_packing(result)
-    result.instance, cost_diags = _choose_instance(stack, catalog)
+    for mp in result.models:
+        mp.kv_tiers = host.kv_tiers(stack, mp.model)
+        mp.host_memory_bytes = host.replica_memory(mp, mp.kv_tiers)
+    placement = None
+    if not any(d.is_error for d in diags):
+        from .placement import place_plan
+        placement = place_plan(result)
+    need = max((n.memory_bytes for n in host.node_needs(result, placement, None)), default=0) if placement else 0
+    result.instance, cost_diags = _choose_instance(stack, catalog, need)
     diags += cost_diags
+    if placement is not None:
+        ram = int(result.instance.ram_gib * GIB) if result.instance else stack.memory_per_node
+        result.nodes = host.node_needs(result, placement, ram)
+        diags += _check_host_memory(result)
     if result.instance and result.instance.price_usd_per_hour is not None:
         price_per_gpu = result.instance.price_usd_per_hour / result.instance.gpu_count
         for mp in result.models:
@@ -764,7 +786,9 @@ def needed_share(mp: ModelPlan, total: float) -> Optional[float]:
     return math.ceil(need / total * 100) / 100
 
 
-def _choose_instance(stack: ResolvedStack, catalog: Catalog) -> tuple[Optional[InstanceInfo], list[Diagnostic]]:
+def _choose_instance(stack: ResolvedStack, catalog: Catalog, memory_needed: int = 0) -> tuple[Optional[InstanceInfo], list[Diagnostic]]:
+    """The cheapest instance type with the node's GPUs and enough RAM for what runs on it
+    (the largest when none has enough: SC412 then says so)."""
     if stack.provider == "on-prem":
         return None, []
     where = stack.where
@@ -779,6 +803,40 @@ def _choose_instance(stack: ResolvedStack, catalog: Catalog) -> tuple[Optional[I
             help=(f"{stack.provider} offers {stack.gpu.id} in sizes of {', '.join(map(str, counts))} GPUs: set "
                   f"`gpus_per_node` to one of them") if counts else
             f"the catalog has no {stack.gpu.id} on {stack.provider}; add your own with `STACKC_CATALOG`")]
-    priced = [o for o in exact if o.price_usd_per_hour is not None]
-    chosen = min(priced, key=lambda o: (o.price_usd_per_hour, o.name)) if priced else sorted(exact, key=lambda o: o.name)[0]
+    roomy = [o for o in exact if host.usable(int(o.ram_gib * GIB)) >= memory_needed]
+    if not roomy:
+        return max(exact, key=lambda o: (o.ram_gib, o.name)), []
+    priced = [o for o in roomy if o.price_usd_per_hour is not None]
+    chosen = min(priced, key=lambda o: (o.price_usd_per_hour, o.name)) if priced else sorted(roomy, key=lambda o: o.name)[0]
     return chosen, []
+
+
+def _check_host_memory(p: Plan) -> list[Diagnostic]:
+    """SC412: a node without the RAM for its replicas' CPU tiers, offloaded layers and engine
+    processes. The help offers the largest CPU tier that fits, re-planned."""
+    stack, where = p.stack, p.stack.where
+    tiering = stack.spec.tiering
+    cpu_index = next((j for j, t in enumerate(tiering.kv_cache) if t.tier == "cpu"), None) if tiering else None
+    out = []
+    for n in p.nodes:
+        if n.memory_available is None or n.memory_bytes <= n.memory_available:
+            continue
+        where_ram = (f"`{p.instance.name}` has {p.instance.ram_gib:.0f} GiB" if p.instance
+                     else f"`memory_per_node` is {host.gib(stack.memory_per_node or 0)}")
+        message = (f"node-{n.node} needs {host.gib(n.memory_bytes)} of host memory for its engines and KV-cache tiers; "
+                   f"{where_ram}, {host.gib(n.memory_available)} after {host.SYSTEM_RESERVE:.0%} for the system")
+        help_text = None
+        if cpu_index is not None:
+            size = tiering.kv_cache[cpu_index].size  # type: ignore[union-attr]
+            excess = n.memory_bytes - n.memory_available
+            fit = int((size - excess / n.cpu_tiers) // GIB) if n.cpu_tiers else 0
+            help_text = (f"`size: {fit}GiB` for the cpu tier fits" if fit >= 1 else "remove the cpu tier")
+            if p.instance:
+                help_text += " (no larger instance type with these GPUs is in the catalog)"
+            span = where("tiering", "kv_cache", cpu_index, "size")
+        elif stack.spec.hardware.memory_per_node is not None:
+            span = where("hardware", "memory_per_node")
+        else:
+            span = where("hardware", "gpu")
+        out.append(Diagnostic.error("SC412", message, span, label="more than the node's RAM", help=help_text))
+    return out

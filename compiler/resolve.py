@@ -59,6 +59,7 @@ class ResolvedModel:
     loaded_format: Optional[str]  # what the artifact's name says it is
     quantization: str
     draft: Optional[ModelInfo] = None
+    kv_mechanism: Optional[str] = None  # how the engine runs the stack's KV-cache tiers, when it has any
 
     @property
     def name(self) -> str:
@@ -79,6 +80,7 @@ class ResolvedStack:
     provider: str
     region: Optional[str]
     spot: bool
+    memory_per_node: Optional[int] = None  # bytes, as the spec gives it (on-prem)
     models: list[ResolvedModel] = field(default_factory=list)
     where: Optional[Where] = None
 
@@ -124,11 +126,11 @@ def resolve(stack: Stack, env: Optional[str], spans: SpanIndex, catalog: Catalog
     diags += _check_secrets(stack, where)
     diags += _check_overflow_names(stack, where)
 
-    resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), where=where)  # type: ignore[arg-type]
+    resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), hw.memory_per_node, where=where)  # type: ignore[arg-type]
     for i, m in enumerate(stack.models):
         if not m.enabled:
             continue
-        rm, model_diags = _resolve_model(m, i, gpu, catalog, spec_dir, where, sources)
+        rm, model_diags = _resolve_model(m, i, gpu, catalog, spec_dir, where, sources, stack)
         diags += model_diags
         if rm is not None:
             resolved.models.append(rm)
@@ -147,7 +149,7 @@ def _closest(word: str, options: list[str], fallback: str) -> str:
 
 
 def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, spec_dir: str, where: Where,
-                   sources: dict[str, str]) -> tuple[Optional[ResolvedModel], list[Diagnostic]]:
+                   sources: dict[str, str], stack: Stack) -> tuple[Optional[ResolvedModel], list[Diagnostic]]:
     diags: list[Diagnostic] = []
     engine = engines.get(m.engine)
     info = _model_info(m, i, catalog, spec_dir, where, sources, diags)
@@ -183,6 +185,11 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
             default = engine.default_image("nvidia")
         image = default.ref if default else ""
         version = parse_version(default.tag) if default else (0,)
+
+    tiers = tuple(t.tier for t in stack.tiering.kv_cache) if stack.tiering and m.task == "generate" else ()
+    mechanism = None
+    if tiers:
+        mechanism = _resolve_tiers(m, i, engine, version, vendor, tiers, where, diags)
 
     # the loaded artifact: `weights`, else the model itself (a catalog id stands for its HF repo)
     source = m.weights or (info.hf_repo if info is not None and m.model == info.id else m.model)
@@ -226,7 +233,20 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
                 help=_closest(m.speculative.draft, catalog.model_ids(), "`stackc catalog models` lists the known models")))
     if info is None:
         return None, diags
-    return ResolvedModel(m, i, info, engine, image, version, artifact, loaded, quantization, draft), diags
+    return ResolvedModel(m, i, info, engine, image, version, artifact, loaded, quantization, draft, mechanism), diags
+
+
+def _resolve_tiers(m: Model, i: int, engine: Engine, version: Version, vendor: str, tiers: tuple[str, ...],
+                   where: Where, diags: list[Diagnostic]) -> Optional[str]:
+    """How the engine runs the stack's KV-cache tiers (SC512 where it cannot)."""
+    mechanism, why = engine.kv_tier_mechanism(version, tiers, vendor)
+    if mechanism is None:
+        tiers_text = ", ".join(f"`{t}`" for t in tiers)
+        diags.append(Diagnostic.error(
+            "SC512", f"`{m.name}` cannot run the KV-cache tiers {tiers_text}: {why}", where("tiering", "kv_cache", key=True),
+            label=f"asked of every generative model, `{m.name}` on {engine.title} {version_text(version)} here",
+            help=engine.kv_tier_help(version, tiers, vendor)))
+    return mechanism
 
 
 def _model_info(m: Model, i: int, catalog: Catalog, spec_dir: str, where: Where, sources: dict[str, str],

@@ -160,6 +160,10 @@ class Hardware(_Strict):
     provider: Optional[Provider] = Field(None, description="Where the nodes are: `on-prem` (default), `aws`, `gcp` or `azure`.")
     region: Optional[str] = Field(None, description="The cloud region; required for a cloud provider.")
     spot: Optional[bool] = Field(None, description="Use spot or preemptible instances (cloud providers); default false.")
+    memory_per_node: Optional[Size] = Field(
+        None, description="Host RAM of each node, e.g. `512GiB` (on-prem; a cloud instance type's RAM comes from the "
+        "catalog). With it, the planner checks that KV-cache CPU tiers and the engines fit in host memory.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..catalog import ModelInfo
     from ..memory import KvShape
 from ..images import Image
-from ..ir import EngineConfig, Health, Metrics, Resources
+from ..ir import EngineConfig, EnvValue, Health, KvOffload, Metrics, Resources
 
 Version = tuple[int, ...]
 GIB = 1024**3
@@ -141,6 +141,30 @@ class Engine:
     options_path: str = ""  # where the engine reads an options file, for engines that take one
     offloads_layers: bool = False  # can keep layers that do not fit in host memory (llama.cpp, Ollama)
     startup_overhead_s: int = 60  # engine start, compile, warm-up beyond reading the weights
+    # host RAM of the engine's own processes: the API server and scheduler, and per GPU a worker
+    # holding torch and the host side of its CUDA context. An estimate (resident sizes of
+    # running engines vary with the model's tokenizer and the CUDA version); KV-cache CPU tiers
+    # and offloaded layers come on top.
+    host_base_bytes: int = 4 * GIB
+    host_per_gpu_bytes: int = 4 * GIB
+
+    def host_memory_bytes(self, gpus: int) -> int:
+        return self.host_base_bytes + gpus * self.host_per_gpu_bytes
+
+    # ---- KV-cache tiers below GPU memory
+
+    def kv_tier_mechanism(self, version: Version, tiers: tuple[str, ...], vendor: str) -> tuple[Optional[str], str]:
+        """How this engine (at this version, on this vendor's GPUs) runs these tiers, hot to
+        cold: (mechanism, "") or (None, why it cannot). Engines with tiers override this."""
+        return None, f"{self.title} keeps its KV cache in GPU memory only"
+
+    def kv_tier_help(self, version: Version, tiers: tuple[str, ...], vendor: str) -> str:
+        return "serve this model with `engine: vllm` or `engine: sglang`, or remove the tiers it cannot run"
+
+    def tier_host_bytes(self, version: Version, mechanism: Optional[str], tiers: tuple["KvOffload", ...],
+                        ranks: int) -> int:
+        """Host RAM the tiers of one replica take (default: the CPU tier's size)."""
+        return sum(t.size_bytes for t in tiers if t.tier == "cpu")
 
     # ---- versions and images
 
@@ -202,7 +226,7 @@ class Engine:
     def argv(self, ec: EngineConfig) -> list[str]:
         raise NotImplementedError
 
-    def env(self, ec: EngineConfig) -> list[tuple[str, str]]:
+    def env(self, ec: EngineConfig) -> list[tuple[str, EnvValue]]:
         return [("HF_HOME", f"{ec.cache_dir}/hf"), ("HF_HUB_OFFLINE", "1")]
 
     def entrypoint(self, ec: EngineConfig) -> Optional[tuple[str, ...]]:

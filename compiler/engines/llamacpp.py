@@ -34,6 +34,7 @@ class LlamaCpp(Engine):
                     "hf": "hf-repo", "-hfr": "hf-repo", "-b": "batch-size", "b": "batch-size"}
     supports_prefix_caching = False  # prompt caching is per slot and always on; nothing to switch
     startup_overhead_s = 30
+    host_base_bytes = host_per_gpu_bytes = GIB  # one C++ process, no torch
 
     def version_label(self, version: Version) -> str:
         return f"b{version[0]}"  # llama.cpp numbers builds, not releases

@@ -12,7 +12,7 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import Budget, BudgetInputs, DownloadStep, Engine, Release, sh_quote
+from .base import GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, sh_quote
 
 
 class Ollama(Engine):
@@ -26,6 +26,7 @@ class Ollama(Engine):
     metrics_path = None  # no /metrics endpoint (ollama/ollama#3144)
     supports_prefix_caching = False
     startup_overhead_s = 20
+    host_base_bytes = host_per_gpu_bytes = GIB  # one C++ process, no torch
 
     def activation(self, plan: BudgetInputs) -> float:
         from .llamacpp import ENGINE as LLAMA_CPP

@@ -6,9 +6,11 @@ activations live outside it. So the KV cache is the pool minus the weights.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .. import images
 from ..catalog import GpuInfo
-from ..ir import EngineConfig, Resources
+from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources
 from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, curl_probe, render_args
 from ..ir import Health
 
@@ -56,6 +58,28 @@ class Sglang(Engine):
     def entrypoint(self, ec: EngineConfig):
         return ("python3", "-m", "sglang.launch_server")
 
+    # ---- KV-cache tiers: the hierarchical cache (host memory, then a storage backend)
+
+    def kv_tier_mechanism(self, version: Version, tiers: tuple[str, ...], vendor: str) -> tuple[Optional[str], str]:
+        if "redis" in tiers:
+            return None, "SGLang's hierarchical cache has no Redis storage backend"
+        if "disk" in tiers and "cpu" not in tiers:
+            return None, "SGLang's disk tier sits below its host-memory tier: add a `cpu` tier above it"
+        return "hicache", ""
+
+    def tier_host_bytes(self, version: Version, mechanism: Optional[str], tiers: tuple[KvOffload, ...], ranks: int) -> int:
+        return ranks * _hicache_gb(tiers, ranks) * 10**9
+
+    def tier_env(self, ec: EngineConfig) -> list[tuple[str, str]]:
+        ranks = ec.tensor_parallel * ec.pipeline_parallel
+        out = []
+        for t in ec.kv_offload:
+            if t.tier == "disk":
+                # the file backend's LRU cap is per rank, in bytes
+                out += [("SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR", KV_DISK_DIR),
+                        ("SGLANG_HICACHE_FILE_BACKEND_MAX_SIZE", str(t.size_bytes // ranks))]
+        return out
+
     def argv(self, ec: EngineConfig) -> list[str]:
         args = ["--model-path", self.model_arg(ec), "--served-model-name", ec.served_name,
                 "--host", "0.0.0.0", "--port", str(self.port), "--context-length", str(ec.max_context),
@@ -95,7 +119,16 @@ class Sglang(Engine):
         if ec.adapters:
             args += ["--enable-lora", "--lora-paths"]
             args += [f"{name}={adapter_path(source, ec.cache_dir)}" for name, source in ec.adapters]
+        if ec.kv_mechanism == "hicache":
+            # --hicache-size is whole GB (10^9) per rank and overrides --hicache-ratio
+            args += ["--enable-hierarchical-cache", "--hicache-size",
+                     str(_hicache_gb(ec.kv_offload, ec.tensor_parallel * ec.pipeline_parallel))]
+            if any(t.tier == "disk" for t in ec.kv_offload):
+                args += ["--hicache-storage-backend", "file"]
         return args + render_args(ec.extra_args)
+
+    def env(self, ec: EngineConfig) -> list[tuple[str, EnvValue]]:
+        return [*super().env(ec), *self.tier_env(ec)]
 
     def adapter_model(self, ec: EngineConfig, adapter: str) -> str:
         return f"{ec.served_name}:{adapter}"  # SGLang picks a LoRA adapter by `base:adapter`
@@ -108,6 +141,11 @@ class Sglang(Engine):
         # SGLang's compose file: ipc host, memlock unlimited, 64 MiB stack
         return Resources(shm_bytes=16 * GIB if ec.tensor_parallel > 1 else 4 * GIB,
                          memlock_unlimited=True, stack_bytes=67108864)
+
+
+def _hicache_gb(tiers, ranks: int) -> int:
+    cpu = sum(t.size_bytes for t in tiers if t.tier == "cpu")
+    return max(1, cpu // ranks // 10**9)
 
 
 ENGINE = Sglang()

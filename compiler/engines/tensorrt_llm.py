@@ -12,7 +12,7 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Resources
-from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, hf_download_command, local_dir,
+from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, hf_download_command, local_dir,
                    render_args)
 
 
@@ -64,7 +64,16 @@ class TensorRtLlm(Engine):
             kv["dtype"] = "fp8"
         if ec.prefix_caching is not None and ec.task == "generate":
             kv["enable_block_reuse"] = bool(ec.prefix_caching)
+        if ec.kv_mechanism == "host-cache":
+            # evicted reusable blocks go to host memory: bytes per rank
+            cpu = sum(t.size_bytes for t in ec.kv_offload if t.tier == "cpu")
+            kv["host_cache_size"] = cpu // (ec.tensor_parallel * ec.pipeline_parallel)
         return {"kv_cache_config": kv} if kv else {}
+
+    def kv_tier_mechanism(self, version: Version, tiers: tuple[str, ...], vendor: str) -> tuple[Optional[str], str]:
+        if set(tiers) <= {"cpu"}:
+            return "host-cache", ""
+        return None, "TensorRT-LLM offloads the KV cache to host memory only (a `cpu` tier)"
 
     def managed_flags(self, ec: EngineConfig) -> set[str]:
         return super().managed_flags(ec) | {"extra-llm-api-options"}

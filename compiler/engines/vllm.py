@@ -18,14 +18,15 @@ request pins across all groups, which for sliding-window models is not tokens / 
 from __future__ import annotations
 
 import json
+import math
 from typing import Optional
 
 from .. import images
 from ..catalog import GpuInfo
-from ..ir import EngineConfig, Resources
+from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources, SecretRef
 from ..memory import KvShape, kv_layer_groups
 from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version, adapter_path, blocks,
-                   forward_activation_bytes, render_args)
+                   forward_activation_bytes, render_args, version_text)
 
 # Bytes per element of the [max_num_seqs, vocab] logits the profiling run pushes through the
 # sampler, at its peak. vLLM's own top-k/top-p path (v1 `apply_top_k_top_p`) holds the 16-bit
@@ -36,6 +37,11 @@ from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version
 SAMPLER_NATIVE_BYTES = 28
 SAMPLER_FLASHINFER_BYTES = 8
 SAMPLER_V0_BYTES = 4
+
+TIERS_SINCE = (0, 14, 0)  # native CPU offloading works (PR #24498), and the release images ship LMCache
+NATIVE_OFFLOAD_SHM = (0, 27, 0)  # the CPU tier moved into one /dev/shm file (vLLM PR #50094)
+LMCACHE_CHUNK_TOKENS = 256  # LMCache's default chunk, stated so a change of default does not move it
+LMCACHE_STAGING_GIB = 5.0  # LMCache's default local CPU buffer, kept for staging when no cpu tier is asked
 
 
 class Vllm(Engine):
@@ -81,6 +87,39 @@ class Vllm(Engine):
         "task": "runner", "no-enable-chunked-prefill": "enable-chunked-prefill",
     }
     startup_overhead_s = 120  # torch.compile and CUDA-graph capture on first start
+
+    # ---- KV-cache tiers
+
+    def kv_tier_mechanism(self, version: Version, tiers: tuple[str, ...], vendor: str) -> tuple[Optional[str], str]:
+        """A CPU tier alone runs on vLLM's native offloading (`--kv-offloading-size`, working
+        from 0.14: in 0.11.1-0.13 the flag exists but the CPU block count is never set). Disk
+        and Redis tiers run on LMCache inside the engine, which the CUDA release images ship
+        from 0.14 (built with INSTALL_KV_CONNECTORS); the ROCm images do not."""
+        if version < TIERS_SINCE:
+            return None, f"vLLM runs KV-cache tiers from {version_text(TIERS_SINCE)}"
+        if set(tiers) <= {"cpu"}:
+            return "native", ""
+        if vendor != "nvidia":
+            return None, "vLLM runs disk and Redis tiers on LMCache, which its ROCm image does not ship"
+        return "lmcache", ""
+
+    def kv_tier_help(self, version: Version, tiers: tuple[str, ...], vendor: str) -> str:
+        if version < TIERS_SINCE:
+            pinned = self.default_image(vendor) or images.VLLM
+            return f"remove `image:` to run the pinned `{pinned.ref}`, or pin {version_text(TIERS_SINCE)} or later"
+        return "keep only the `cpu` tier on AMD GPUs"
+
+    def tier_host_bytes(self, version: Version, mechanism: Optional[str], tiers: tuple[KvOffload, ...], ranks: int) -> int:
+        cpu = sum(t.size_bytes for t in tiers if t.tier == "cpu")
+        if mechanism == "lmcache":
+            # each rank pins LMCACHE_MAX_LOCAL_CPU_SIZE; without a cpu tier LMCache still
+            # stages disk and Redis transfers through its default buffer
+            return cpu if cpu else ranks * LMCACHE_STAGING_GIB * GIB
+        if mechanism == "native" and version < NATIVE_OFFLOAD_SHM:
+            # each worker pins its share through PyTorch, which rounds pinned blocks up to a power of two
+            share = cpu / ranks / GIB
+            return ranks * int(2 ** math.ceil(math.log2(max(share, 1)))) * GIB
+        return cpu
 
     def metric_names(self, version: Version) -> dict[str, str]:
         # `vllm:gpu_cache_usage_perc` was renamed `vllm:kv_cache_usage_perc` in v0.10
@@ -230,12 +269,48 @@ class Vllm(Engine):
         if ec.adapters:
             args += ["--enable-lora", "--max-loras", str(len(ec.adapters)), "--lora-modules"]
             args += [f"{name}={adapter_path(source, ec.cache_dir)}" for name, source in ec.adapters]
+        if ec.kv_mechanism == "native":
+            cpu = sum(t.size_bytes for t in ec.kv_offload if t.tier == "cpu")
+            args += ["--kv-offloading-size", _num(cpu / GIB), "--kv-offloading-backend", "native"]
+        elif ec.kv_mechanism == "lmcache":
+            args += ["--kv-transfer-config", json.dumps({"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_both"},
+                                                        sort_keys=True, separators=(",", ":"))]
         return args + render_args(ec.extra_args)
+
+    def env(self, ec: EngineConfig) -> list[tuple[str, EnvValue]]:
+        env: list[tuple[str, EnvValue]] = list(super().env(ec))
+        if ec.kv_mechanism == "lmcache":
+            env += lmcache_env(ec)
+        return env
 
     def resources(self, ec: EngineConfig) -> Resources:
         # PyTorch and NCCL use /dev/shm between ranks; vLLM's docs ask for --ipc=host or a large shm
         shm = 16 * GIB if ec.tensor_parallel * ec.pipeline_parallel > 1 else 4 * GIB
+        if ec.kv_mechanism == "native":
+            # from 0.27 the CPU tier is one file in /dev/shm, registered with CUDA; vLLM refuses
+            # to start when the shm is smaller
+            shm += sum(t.size_bytes for t in ec.kv_offload if t.tier == "cpu")
         return Resources(shm_bytes=shm)
+
+
+def lmcache_env(ec: EngineConfig) -> list[tuple[str, EnvValue]]:
+    """LMCache configured through its environment only: a config file could not hold the
+    Redis URL without writing the secret into it. LMCache sizes are GiB per rank (worker
+    process), the spec's per replica."""
+    ranks = ec.tensor_parallel * ec.pipeline_parallel
+    cpu = sum(t.size_bytes for t in ec.kv_offload if t.tier == "cpu")
+    env: list[tuple[str, EnvValue]] = [
+        ("LMCACHE_CHUNK_SIZE", str(LMCACHE_CHUNK_TOKENS)),
+        ("LMCACHE_LOCAL_CPU", "True" if cpu else "False"),
+        ("LMCACHE_MAX_LOCAL_CPU_SIZE", _num(cpu / ranks / GIB) if cpu else _num(LMCACHE_STAGING_GIB)),
+    ]
+    for t in ec.kv_offload:
+        if t.tier == "disk":
+            env += [("LMCACHE_LOCAL_DISK", f"file://{KV_DISK_DIR}/"),
+                    ("LMCACHE_MAX_LOCAL_DISK_SIZE", _num(t.size_bytes / ranks / GIB))]
+        elif t.tier == "redis":
+            env += [("LMCACHE_REMOTE_URL", SecretRef(t.url_secret)), ("LMCACHE_REMOTE_SERDE", "naive")]
+    return env
 
 
 def _num(value: float) -> str:

@@ -29,7 +29,7 @@ def _bytes(n: int) -> str:
 class ComposeTarget(Target):
     name = "compose"
     description = "docker compose: one host, GPUs pinned per replica"
-    capabilities = Capabilities(autoscaling=False, multi_node=False, gpu_vendors=("nvidia", "amd"))
+    capabilities = Capabilities(autoscaling=False, multi_node=False, gpu_vendors=("nvidia", "amd"), kv_tiers=True)
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         files: Artifacts = {}
@@ -143,6 +143,8 @@ class ComposeTarget(Target):
         else:
             source = m.source if m.kind == "host" else f"./{m.source}"
             entry = {"type": "bind", "source": source, "target": m.target}
+            if m.create:
+                entry["bind"] = {"create_host_path": True}
         if m.read_only:
             entry["read_only"] = True
         return entry
