@@ -284,6 +284,12 @@ and `disk` on its hierarchical cache (the disk below a host-memory tier, no Redi
 TensorRT-LLM offloads to host memory only; llama.cpp, Ollama and TGI keep the KV cache in GPU
 memory. docs/tiering.md lists what each engine runs and how.
 """),
+    "SC513": ("prefix-aware routing without prefix caching", """
+`routing: prefix-aware` sends requests that share a prefix to the replica that served it last,
+so that replica reuses the prefix's KV cache. With `prefix_caching: false` the engine keeps
+nothing to reuse: the routing only unbalances the replicas. Turn prefix caching back on (the
+default), or route round-robin.
+"""),
     # ---------------------------------------------------------------- SC6xx targets
     "SC601": ("target cannot autoscale", """
 compose, systemd and terraform run a fixed number of replicas. Replica ranges

@@ -323,7 +323,7 @@ def plan_model(rm: ResolvedModel, stack: ResolvedStack, catalog: Catalog) -> tup
     where = stack.where
     assert where is not None
     m, gpu, i = rm.spec, stack.gpu, rm.index
-    diags = compatibility(rm, gpu, where)
+    diags = compatibility(rm, gpu, where, stack.spec.tiering)
     s = resolve_settings(rm, gpu)
 
     if m.max_context and m.max_context > rm.info.max_context:
@@ -571,7 +571,7 @@ def _longest_context(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: 
 # compatibility (SC5xx)
 
 
-def compatibility(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
+def compatibility(rm: ResolvedModel, gpu: GpuInfo, where, tiering=None) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     m, i, e = rm.spec, rm.index, rm.engine
     support = compat.ENGINE_SUPPORT[e.name]
@@ -613,6 +613,12 @@ def compatibility(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
         diags.append(Diagnostic.warning(
             "SC510", f"{e.title} has no switch for prefix caching: `prefix_caching: false` has no effect",
             where("models", i, "prefix_caching"), label="ignored", help="remove `prefix_caching`"))
+    if tiering is not None and tiering.routing == "prefix-aware" and m.prefix_caching is False and m.task == "generate" \
+            and e.supports_prefix_caching:
+        diags.append(Diagnostic.warning(
+            "SC513", f"`routing: prefix-aware` sends `{m.name}`'s repeated prefixes to one replica, but its prefix "
+            "caching is off", where("models", i, "prefix_caching"), label="nothing to reuse",
+            help="remove `prefix_caching: false`, or route with `round-robin`"))
     if m.gpu_memory_utilization is not None and not e.has_memory_share:
         diags.append(Diagnostic.warning(
             "SC510", f"{e.title} takes no memory share: `gpu_memory_utilization` has no effect",

@@ -204,3 +204,14 @@ def test_native_offloading_before_0_27_pins_powers_of_two_per_rank(tmp_path):
     assert codes(diags) == []
     # 10 GiB per worker is pinned as 16 GiB (PyTorch's caching host allocator rounds up)
     assert unit.plan.as_json()["models"][0]["host_memory_gib"] == 4 + 2 * 4 + 2 * 16
+
+
+def test_prefix_aware_routing_with_prefix_caching_off_is_a_warning(tmp_path):
+    text = ("stack: v1\nname: t\nhardware: {gpu: h100-sxm, gpus_per_node: 8}\nmodels:\n"
+            "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, replicas: 2, prefix_caching: false}\n"
+            "tiering: {routing: prefix-aware}\ngateway: {api_key: {secret: K}}\nsecrets: {K: {}}\n")
+    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
+    unit = analyse(session, None, upto="plan")
+    (d,) = [d for d in unit.diagnostics if d.code == "SC513"]
+    assert d.severity == "warning" and d.span.line == 5
+    assert "remove `prefix_caching: false`" in d.help
