@@ -290,6 +290,18 @@ so that replica reuses the prefix's KV cache. With `prefix_caching: false` the e
 nothing to reuse: the routing only unbalances the replicas. Turn prefix caching back on (the
 default), or route round-robin.
 """),
+    "SC514": ("overflow on saturation also takes errors", """
+The gateway (LiteLLM) moves a request to the next overflow destination when every local
+deployment of the model failed it, whatever the failure: a request beyond `max_in_flight` is
+refused inside the gateway (`saturated`), and a local 5xx or timeout fails the same way
+(`error`). A destination that lists `saturated` without `error` therefore also receives
+requests a local model failed. Add `error` to its `when` to make the spec say what runs.
+"""),
+    "SC515": ("session header the gateway does not pass on", """
+`routing: session` hashes on `tiering.session_key`, a header the router must see. The gateway
+(LiteLLM) forwards only headers that start with `x-` to the models behind it, so a session key
+without that prefix would never reach the router and every request would be spread round-robin.
+"""),
     # ---------------------------------------------------------------- SC6xx targets
     "SC601": ("target cannot autoscale", """
 compose, systemd and terraform run a fixed number of replicas. Replica ranges

@@ -6,13 +6,14 @@ secrets stackc declares for them. Images come from `images.py`; nothing here is 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from . import images
 from .engines import get as get_engine
 from .engines.base import python_http_probe
-from .ir import (ConfigFile, Dependency, Endpoint, GpuAssignment, Health, Metrics, Mount, Node, PortBinding,
-                 Resources, SecretDecl, SecretRef, Service, Volume)
+from .ir import (ConfigFile, Dependency, EngineConfig, Endpoint, GpuAssignment, Health, Metrics, Mount, Node,
+                 PortBinding, Resources, SecretDecl, SecretRef, Service, Volume)
 from .planner import Plan
 from .resolve import ResolvedStack
 from .spec import Stack
@@ -23,76 +24,129 @@ GATEWAY_CONFIG = "gateway/config.yaml"
 STREAM_TIMEOUT_S = 600  # long generations stream for minutes; the gateway must not cut them
 
 
-def _upstream(service: Service) -> dict:
-    """One LiteLLM deployment for one engine replica."""
-    ec = service.engine
-    assert ec is not None and service.port is not None
-    engine = get_engine(ec.engine)
-    served = engine.served_model(ec)
+def _upstream(ec: EngineConfig, base: Endpoint, model: Optional[str] = None) -> dict:
+    """LiteLLM's parameters for one upstream speaking the engine's API at `base`."""
+    served = model or get_engine(ec.engine).served_model(ec)
     if ec.engine == "ollama":
         provider = "ollama" if ec.task != "generate" else "ollama_chat"
-        return {"model": f"{provider}/{served}", "api_base": Endpoint(service.name, service.port)}
-    return {"model": f"hosted_vllm/{served}", "api_base": Endpoint(service.name, service.port, "/v1")}
+        return {"model": f"{provider}/{served}", "api_base": replace(base, path="")}
+    return {"model": f"hosted_vllm/{served}", "api_base": base}
 
 
-def gateway(spec: Stack, plan: Plan, engines: list[Service]) -> tuple[list[Service], list[ConfigFile], list[SecretDecl]]:
-    """The one OpenAI-compatible endpoint: the LiteLLM proxy, one model group per served name."""
-    model_list = []
-    modes = {"generate": "chat", "embed": "embedding", "rerank": "rerank"}
+def _local_targets(replicas: list[Service], routed: dict[str, Endpoint]) -> list[tuple[str, Endpoint]]:
+    """(deployment id, address): the model's router when it has one, else each replica."""
+    group = replicas[0].group or replicas[0].name
+    if group in routed:
+        return [(f"{group}-router", routed[group])]
+    return [(r.name, Endpoint(r.name, r.port or 0, "/v1")) for r in replicas]
+
+
+def gateway(spec: Stack, plan: Plan, engines: list[Service], routed: dict[str, Endpoint]
+            ) -> tuple[list[Service], list[ConfigFile], list[SecretDecl]]:
+    """The one OpenAI-compatible endpoint: the LiteLLM proxy, one model group per served name.
+
+    A group's local deployment is the model's router (or its one replica) at `order: 1`;
+    overflow destinations follow at `order: 2, 3, ...`. LiteLLM tries a higher order when every
+    deployment of the lower one failed: a local 5xx or timeout (`error`), or, with
+    `max_parallel_requests` set to the model's `max_in_flight`, a request beyond it, which LiteLLM
+    refuses inside the gateway without waiting (`saturated`). A prompt the engine rejects as
+    longer than its context goes to the destinations that take `context_too_long` through
+    `context_window_fallbacks`. Hosted deployments are sent the hosted model's name; clients
+    keep the local one."""
+    tiering = spec.tiering
+    overflow = [o for o in tiering.overflow] if tiering else []
+    routing = tiering.routing if tiering else "round-robin"
+    model_list: list[dict] = []
+    context_fallbacks: list[dict] = []
+    by_model: dict[str, list[Service]] = {}
     for replica in engines:
-        ec = replica.engine
+        by_model.setdefault(replica.group or replica.name, []).append(replica)
+    max_in_flight = {mp.model.name: mp.max_in_flight for mp in plan.models}
+    for model, replicas in by_model.items():
+        ec = replicas[0].engine
         assert ec is not None
-        names = [ec.served_name, *ec.served_names]
+        spill = [o for o in overflow if ec.task == "generate" and {"saturated", "error"} & set(o.when)]
+        saturated = any("saturated" in o.when for o in spill)
+        long = [o for o in overflow if ec.task == "generate" and "context_too_long" in o.when]
+        names = [ec.served_name, *ec.served_names] + [adapter for adapter, _ in ec.adapters]
         for name in names:
-            model_list.append({
-                "model_name": name,
-                "litellm_params": {**_upstream(replica), "timeout": STREAM_TIMEOUT_S, "stream_timeout": STREAM_TIMEOUT_S},
-                "model_info": {"id": f"{replica.name}-{name}" if name != ec.served_name else replica.name,
-                               "mode": modes[ec.task]},
-            })
-        for adapter, _ in ec.adapters:
-            params = _upstream(replica)
-            params["model"] = params["model"].split("/", 1)[0] + "/" + get_engine(ec.engine).adapter_model(ec, adapter)
-            model_list.append({
-                "model_name": adapter,
-                "litellm_params": {**params, "timeout": STREAM_TIMEOUT_S, "stream_timeout": STREAM_TIMEOUT_S},
-                "model_info": {"id": f"{replica.name}-{adapter}", "mode": "chat"},
-            })
-    routing = spec.tiering.routing if spec.tiering else "round-robin"
+            upstream_model = get_engine(ec.engine).adapter_model(ec, name) if name in dict(ec.adapters) else None
+            for ident, address in _local_targets(replicas, routed):
+                params = {**_upstream(ec, address, upstream_model), "timeout": STREAM_TIMEOUT_S,
+                          "stream_timeout": STREAM_TIMEOUT_S}
+                if spill:
+                    params["order"] = 1
+                if saturated:
+                    params["max_parallel_requests"] = max_in_flight[model]
+                model_list.append({
+                    "model_name": name, "litellm_params": params,
+                    "model_info": {"id": ident if name == ec.served_name else f"{ident}-{name}",
+                                   "mode": MODES[ec.task]}})
+            for order, o in enumerate(spill, start=2):
+                model_list.append(_hosted(name, o, order, f"{model}-{o.name}" if name == ec.served_name
+                                          else f"{model}-{o.name}-{name}"))
+            if long:
+                group = f"{name}--long-context"
+                for order, o in enumerate(long, start=1):
+                    model_list.append(_hosted(group, o, order, f"{model}-{o.name}-long-{name}"))
+                context_fallbacks.append({name: [group]})
     config: dict = {
         "model_list": model_list,
         "router_settings": {
-            "routing_strategy": "least-busy" if routing == "least-load" else "simple-shuffle",
-            "num_retries": 1,
+            "routing_strategy": "simple-shuffle",  # the router balances replicas; the gateway picks tiers
+            # a deployment at max_parallel_requests answers an internal 429 at once: retrying
+            # within the order fills every local slot before the next order takes the rest
+            "num_retries": 3,
+            "retry_policy": {"RateLimitErrorRetries": 3, "InternalServerErrorRetries": 1, "TimeoutErrorRetries": 0},
             "timeout": STREAM_TIMEOUT_S,
         },
         "litellm_settings": {"request_timeout": STREAM_TIMEOUT_S, "drop_params": True},
         "general_settings": {},
     }
+    if context_fallbacks:
+        config["router_settings"]["context_window_fallbacks"] = context_fallbacks
+    if routing == "session":
+        # LiteLLM passes `x-` headers upstream only when asked: the router hashes on one
+        config["general_settings"]["forward_client_headers_to_llm_api"] = True
     if spec.observability and (spec.observability.metrics or spec.observability.dashboards):
         # Prometheus is open source in LiteLLM (PR #16689); since v1.85 /metrics wants a key by
         # default, which Prometheus would have to hold in its config: the endpoint carries
         # counters and model names, no secrets, so it is opened on the stack's network
         config["litellm_settings"].update({"callbacks": ["prometheus"], "require_auth_for_metrics_endpoint": False})
-    env: list = []
-    secrets: list[SecretDecl] = []
+    # the proxy fetches a model price map from the internet at start unless told not to; the
+    # copy it ships is enough, and a stack may have no way out
+    env: list = [("LITELLM_LOCAL_MODEL_COST_MAP", "True")]
     gw = spec.gateway
     if gw and gw.api_key:
         config["general_settings"]["master_key"] = f"os.environ/{gw.api_key.secret}"
         env.append((gw.api_key.secret, SecretRef(gw.api_key.secret)))
+    for o in overflow:
+        if o.api_key and (o.api_key.secret, SecretRef(o.api_key.secret)) not in env:
+            env.append((o.api_key.secret, SecretRef(o.api_key.secret)))
     port = gw.port if gw else 8080
     service = Service(
         name=GATEWAY, role="gateway", image=images.GATEWAY_LITELLM.ref,
         command=("--config", "/etc/litellm/config.yaml", "--port", str(GATEWAY_PORT)),
         env=tuple(env), port=GATEWAY_PORT, published=(PortBinding(port, GATEWAY_PORT),),
-        metrics=Metrics(GATEWAY_PORT) if "callbacks" in config["litellm_settings"] else None,
+        metrics=Metrics(GATEWAY_PORT, "/metrics/") if "callbacks" in config["litellm_settings"] else None,
         health=Health(GATEWAY_PORT, "/health/liveliness", python_http_probe(GATEWAY_PORT, "/health/liveliness")),
         startup_budget_s=60,
         mounts=(Mount("file", GATEWAY_CONFIG, "/etc/litellm/config.yaml", read_only=True),),
         # no depends_on on the engines: the gateway starts at once, and a model that is still
-        # loading answers 503 through it instead of holding every other model back
+        # loading answers 503 through it (or overflows) instead of holding every other model back
     )
-    return [service], [ConfigFile(GATEWAY_CONFIG, "yaml", config)], secrets
+    return [service], [ConfigFile(GATEWAY_CONFIG, "yaml", config)], []
+
+
+MODES = {"generate": "chat", "embed": "embedding", "rerank": "rerank"}
+
+
+def _hosted(name: str, o, order: int, ident: str) -> dict:
+    params: dict = {"model": f"openai/{o.model}", "api_base": o.base_url, "order": order,
+                    "timeout": STREAM_TIMEOUT_S, "stream_timeout": STREAM_TIMEOUT_S}
+    if o.api_key:
+        params["api_key"] = f"os.environ/{o.api_key.secret}"
+    return {"model_name": name, "litellm_params": params, "model_info": {"id": ident, "mode": "chat"}}
 
 
 PROMETHEUS = "prometheus"
@@ -101,7 +155,7 @@ DCGM = "dcgm-exporter"
 
 
 def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nodes: tuple[Node, ...],
-                  gateway: Optional[Service] = None):
+                  gateway: Optional[Service] = None, router: Optional[Service] = None):
     obs = spec.observability
     services: list[Service] = []
     files: list[ConfigFile] = []
@@ -135,9 +189,10 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
                 "labels": {"model": group, "engine": ec.engine},
             }],
         })
-    if gateway is not None and gateway.metrics is not None:
-        scrape.append({"job_name": "gateway", "metrics_path": gateway.metrics.path, "static_configs": [{
-            "targets": [Endpoint(gateway.name, gateway.metrics.port, form="address")]}]})
+    for component in (gateway, router):
+        if component is not None and component.metrics is not None:
+            scrape.append({"job_name": component.role, "metrics_path": component.metrics.path, "static_configs": [{
+                "targets": [Endpoint(component.name, component.metrics.port, form="address")]}]})
     for s in services:
         if s.role == "gpu-metrics":
             scrape.append({"job_name": s.name, "static_configs": [{

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 class Image:
     repository: str
     tag: str
+    digest: str = ""  # where we have the published digest: the tag names it, the digest pins it
 
     @property
     def ref(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        return f"{self.repository}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
 
 
 # inference engines (NVIDIA builds; ROCm builds where the project publishes them)
@@ -32,7 +33,10 @@ TGI = Image("ghcr.io/huggingface/text-generation-inference", "3.3.7")
 TENSORRT_LLM = Image("nvcr.io/nvidia/tensorrt-llm/release", "1.2.1")
 
 # the stack around the engines
-GATEWAY_LITELLM = Image("ghcr.io/berriai/litellm", "v1.104.2")
+GATEWAY_LITELLM = Image("ghcr.io/berriai/litellm", "v1.104.2",
+                        "sha256:3d88bd757134a00e8c00237b85a021ab1f6d54abb9c1df750f411dbe7256a500")
+GATEWAY_LITELLM_PYPI = "litellm[proxy]==1.104.2"  # the same release, installed with hashes in the tests
+ROUTER_HAPROXY = Image("haproxy", "2.6.32-alpine")  # the 2.6 LTS branch Debian 12 packages (2.6.12)
 PROMETHEUS = Image("prom/prometheus", "v3.15.0")
 GRAFANA = Image("grafana/grafana", "13.2.3")
 DCGM_EXPORTER = Image("nvcr.io/nvidia/k8s/dcgm-exporter", "4.6.1-4.8.4-distroless")

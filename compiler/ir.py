@@ -79,7 +79,7 @@ class ConfigFile:
     target's one serialiser for `format`, with Endpoints and SecretRefs resolved) or text."""
 
     path: str
-    format: Literal["yaml", "json", "text"]
+    format: Literal["yaml", "json", "haproxy", "text"]
     content: Any
     mode: int = 0o644
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import components
+from . import components, routing
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
@@ -116,11 +116,17 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         files += extra_files
 
     engines = [s for s in services if s.role == "engine"]
-    gateway_services, gateway_files, gateway_secrets = components.gateway(spec, plan, engines)
+    tiering = spec.tiering
+    router, router_files, routed = routing.router(engines, tiering.routing if tiering else "round-robin",
+                                                  tiering.session_key if tiering else "x-session-id")
+    if router is not None:
+        services.append(router)
+        files += router_files
+    gateway_services, gateway_files, gateway_secrets = components.gateway(spec, plan, engines, routed)
     services += gateway_services
     files += gateway_files
     obs_services, obs_files, obs_volumes, obs_secrets = components.observability(
-        spec, stack, engines, nodes, gateway_services[0])
+        spec, stack, engines, nodes, gateway_services[0], router)
     services += obs_services
     files += obs_files
     volumes += obs_volumes

@@ -107,6 +107,19 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def to_haproxy(sections: list[dict]) -> str:
+    """An HAProxy configuration from `{section, lines}` records, each line a list of words."""
+    out: list[str] = []
+    for section in sections:
+        out.append(section["section"])
+        for words in section["lines"]:
+            if any(not isinstance(w, str) or not w or "\n" in w for w in words):
+                raise ValueError(f"cannot write {words!r} into an HAProxy configuration")
+            out.append("  " + " ".join(words))
+        out.append("")
+    return "\n".join(out)
+
+
 def resolve(data: Any, resolver: Callable[[Any], Any]) -> Any:
     """Replace symbolic values (Endpoints, SecretRefs) everywhere in a data tree."""
     if isinstance(data, dict):

@@ -40,6 +40,14 @@ def table(plan) -> str:
                   rows, right={6, 7, 8, 9, 10, 11})
     foot = f"\nGPUs used: {plan.gpus_needed} of {s.gpus_per_node * s.nodes}\n"
     for mp in plan.models:
+        if mp.kv_tiers:
+            tiers = ", ".join(t.tier + (f" {t.size_bytes / GIB:g} GiB" if t.size_bytes else "") for t in mp.kv_tiers)
+            foot += f"`{mp.model.name}` KV-cache tiers per replica: {tiers}\n"
+    for n in plan.nodes:
+        usable = f" of {n.memory_available / GIB:,.0f} usable" if n.memory_available is not None else ""
+        disk = f", {n.disk_bytes / GIB:,.0f} GiB of KV-cache disk" if n.disk_bytes else ""
+        foot += f"node-{n.node}: host memory {n.memory_bytes / GIB:,.0f} GiB{usable}{disk}\n"
+    for mp in plan.models:
         c = mp.cost()
         if c["usd_per_million_tokens"] is not None or c["break_even_tokens_per_day"] is not None:
             parts = [f"`{mp.model.name}`: ${c['usd_per_hour']:,.2f}/hour for its GPUs"]

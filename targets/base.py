@@ -16,6 +16,9 @@ from stackc.ir import Deployment, Feature
 Artifacts = dict[str, bytes]  # relative path -> file content
 
 
+ROUTING_MODES = ("round-robin", "least-load", "session", "prefix-aware")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     autoscaling: bool = False  # replica ranges and `autoscale`

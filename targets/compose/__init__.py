@@ -14,7 +14,7 @@ from stackc import output
 from stackc.ir import ConfigFile, Deployment, Endpoint, SecretRef, Service
 from stackc.units import GIB, MIB
 
-from ..base import Artifacts, Capabilities, Target
+from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 
 CONDITIONS = {"started": "service_started", "healthy": "service_healthy", "completed": "service_completed_successfully"}
 
@@ -29,7 +29,8 @@ def _bytes(n: int) -> str:
 class ComposeTarget(Target):
     name = "compose"
     description = "docker compose: one host, GPUs pinned per replica"
-    capabilities = Capabilities(autoscaling=False, multi_node=False, gpu_vendors=("nvidia", "amd"), kv_tiers=True)
+    capabilities = Capabilities(autoscaling=False, multi_node=False, gpu_vendors=("nvidia", "amd"), kv_tiers=True,
+                                routing=ROUTING_MODES, overflow=True)
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         files: Artifacts = {}
@@ -64,6 +65,8 @@ class ComposeTarget(Target):
             return output.to_yaml(content).encode()
         if f.format == "json":
             return output.to_json(content).encode()
+        if f.format == "haproxy":
+            return output.to_haproxy(content).encode()
         return str(content).encode()
 
     def env_example(self, dep: Deployment) -> str:
