@@ -60,12 +60,12 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
     if not groups:
         return None, [], {}
     sections: list[dict] = [
-        {"section": "global", "lines": [["maxconn", "8192"]]},
+        {"section": "global", "lines": [["maxconn", "8192"], ["log", "stdout", "format", "raw", "local0", "info"]]},
         {"section": "resolvers system", "lines": [
             # replicas' names resolve at run time: a replica that is not up yet is DOWN, not fatal
             ["parse-resolv-conf"], ["hold", "valid", "10s"]]},
         {"section": "defaults", "lines": [
-            ["mode", "http"], ["option", "httplog"],
+            ["mode", "http"], ["log", "global"], ["option", "httplog"],
             ["timeout", "connect", "5s"], ["timeout", "http-request", "60s"],
             ["timeout", "client", f"{STREAM_TIMEOUT_S}s"], ["timeout", "server", f"{STREAM_TIMEOUT_S}s"],
             ["retries", "1"], ["option", "redispatch", "1"],

@@ -215,3 +215,97 @@ def test_prefix_aware_routing_with_prefix_caching_off_is_a_warning(tmp_path):
     (d,) = [d for d in unit.diagnostics if d.code == "SC513"]
     assert d.severity == "warning" and d.span.line == 5
     assert "remove `prefix_caching: false`" in d.help
+
+
+# ---- the router and the gateway's overflow, as generated (tests/integration runs them)
+
+
+def stack_with(tmp_path, tiering: str, replicas: int = 2, secrets: str = ""):
+    text = ("stack: v1\nname: t\nhardware: {gpu: h100-sxm, gpus_per_node: 8}\nmodels:\n"
+            f"  - {{name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192, replicas: {replicas}}}\n"
+            "  - {name: embed, model: BAAI/bge-m3, task: embed}\n"
+            f"tiering: {tiering}\ngateway: {{api_key: {{secret: K}}}}\nsecrets: {{K: {{}}{secrets}}}\n")
+    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
+    unit = analyse(session, None)
+    return unit, session.diagnostics + unit.diagnostics
+
+
+def config(unit, path):
+    (f,) = [f for f in unit.deployment.files if f.path == path]
+    return f.content
+
+
+@pytest.mark.parametrize("routing,balance", [
+    ("round-robin", ["balance", "roundrobin"]),
+    ("least-load", ["balance", "leastconn"]),
+    ("session", ["balance", "hdr(x-session-id)"]),
+    ("prefix-aware", ["balance", "hash", "var(txn.prefix)"]),
+])
+def test_each_routing_mode_is_one_haproxy_balance_rule(tmp_path, routing, balance):
+    unit, diags = stack_with(tmp_path, f"{{routing: {routing}}}")
+    assert codes(diags) == []
+    sections = {s["section"]: s["lines"] for s in config(unit, "router/haproxy.cfg")}
+    assert set(sections) >= {"frontend chat", "backend chat"} and "backend embed" not in sections  # one replica
+    assert balance in sections["backend chat"]
+    servers = [line for line in sections["backend chat"] if line[0] == "server"]
+    assert [line[1] for line in servers] == ["chat-0", "chat-1"]
+    gateway = config(unit, "gateway/config.yaml")
+    (chat,) = [d for d in gateway["model_list"] if d["model_name"] == "chat"]
+    assert chat["litellm_params"]["api_base"].service == "router"
+    (embed,) = [d for d in gateway["model_list"] if d["model_name"] == "embed"]
+    assert embed["litellm_params"]["api_base"].service == "embed-0"  # one replica: no router
+    forwards = gateway["general_settings"].get("forward_client_headers_to_llm_api", False)
+    assert forwards == (routing == "session")
+
+
+def test_no_router_when_every_model_runs_one_replica(tmp_path):
+    unit, _ = stack_with(tmp_path, "{routing: least-load}", replicas=1)
+    assert [s for s in unit.deployment.services if s.role == "router"] == []
+
+
+OVERFLOW = "{{overflow: [{{name: burst, base_url: 'https://api.example.com/v1', model: big, api_key: {{secret: B}}, when: {when}}}]}}"
+
+
+def test_overflow_on_saturation_caps_local_requests_and_orders_the_hosted_api_after(tmp_path):
+    unit, diags = stack_with(tmp_path, OVERFLOW.format(when="[saturated, error]"), secrets=", B: {}")
+    assert codes(diags) == [] and codes(diags, "warning") == []
+    chat = [d for d in config(unit, "gateway/config.yaml")["model_list"] if d["model_name"] == "chat"]
+    local, hosted = chat
+    # default max_in_flight: what both replicas run at once (vLLM's 1024 sequences on an H100)
+    assert local["litellm_params"]["order"] == 1 and local["litellm_params"]["max_parallel_requests"] == 2048
+    assert hosted["litellm_params"] == {"model": "openai/big", "api_base": "https://api.example.com/v1", "order": 2,
+                                        "timeout": 600, "stream_timeout": 600, "api_key": "os.environ/B"}
+    embed = [d for d in config(unit, "gateway/config.yaml")["model_list"] if d["model_name"] == "embed"]
+    assert len(embed) == 1 and "order" not in embed[0]["litellm_params"]  # overflow is for generative models
+    gateway = next(s for s in unit.deployment.services if s.role == "gateway")
+    assert dict(gateway.env)["B"] == SecretRef("B")
+
+
+def test_overflow_on_errors_alone_sets_no_cap(tmp_path):
+    unit, diags = stack_with(tmp_path, OVERFLOW.format(when="[error]"), secrets=", B: {}")
+    local = [d for d in config(unit, "gateway/config.yaml")["model_list"] if d["model_name"] == "chat"][0]
+    assert local["litellm_params"]["order"] == 1 and "max_parallel_requests" not in local["litellm_params"]
+
+
+def test_overflow_for_long_prompts_alone_is_a_context_window_fallback(tmp_path):
+    unit, diags = stack_with(tmp_path, OVERFLOW.format(when="[context_too_long]"), secrets=", B: {}")
+    gateway = config(unit, "gateway/config.yaml")
+    names = [d["model_name"] for d in gateway["model_list"]]
+    assert names.count("chat") == 1 and "chat--long-context" in names
+    assert gateway["router_settings"]["context_window_fallbacks"] == [{"chat": ["chat--long-context"]}]
+    local = [d for d in gateway["model_list"] if d["model_name"] == "chat"][0]
+    assert "order" not in local["litellm_params"]
+
+
+def test_saturation_without_errors_is_a_warning_that_errors_overflow_too(tmp_path):
+    unit, diags = stack_with(tmp_path, OVERFLOW.format(when="[saturated]"), secrets=", B: {}")
+    (d,) = [d for d in diags if d.code == "SC514"]
+    assert d.severity == "warning" and "add `error`" in d.help
+
+
+def test_a_session_header_the_gateway_drops_is_refused(tmp_path):
+    unit, diags = stack_with(tmp_path, "{routing: session, session_key: conversation}")
+    (d,) = [d for d in diags if d.code == "SC515"]
+    assert "`session_key: x-conversation`" in d.help
+    unit, diags = stack_with(tmp_path, "{routing: session, session_key: x-conversation}")
+    assert codes(diags) == []

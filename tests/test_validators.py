@@ -122,3 +122,85 @@ def test_every_image_is_pinned():
         session = open_spec(str(spec), spec.name)
         for svc in analyse(session, env).deployment.services:
             assert ":" in svc.image.rsplit("/", 1)[-1] and not svc.image.endswith(":latest"), svc.image
+
+
+ROUTED = [v for v in VARIANTS if "router/haproxy.cfg" in emit(analyse(open_spec(str(v.values[0]), v.values[0].name),
+                                                                       v.values[1]), "compose", "x")[0]]
+
+
+def test_some_examples_run_a_router():
+    assert len(ROUTED) >= 2
+
+
+def _haproxy() -> str:
+    import shutil
+
+    found = shutil.which("haproxy")
+    if found is None:
+        pytest.skip("haproxy is not installed (tests/tools.sh installs Debian's package as root)")
+    return found
+
+
+@pytest.mark.parametrize("built", [v.values for v in ROUTED], ids=[v.id for v in ROUTED], indirect=True)
+def test_haproxy_accepts_the_router_config(built):
+    out, files, _, dep = built
+    result = run_tool(_haproxy(), "-c", "-f", "router/haproxy.cfg", cwd=out)
+    assert result.returncode == 0 and "Configuration file is valid" in result.stdout, result.stdout + result.stderr
+    # the replicas' names resolve on the stack's network, not here; anything else is a finding
+    engines = {s.name for s in dep.services if s.role == "engine"}
+    warnings = [line for line in result.stderr.splitlines() if "[WARNING]" in line
+                and not any(f"could not resolve address '{name}'" in line for name in engines)]
+    assert warnings == [], result.stderr
+    for svc in dep.services:
+        if svc.role == "engine" and f"server {svc.name} " in files["router/haproxy.cfg"].decode():
+            assert f"server {svc.name} {svc.name}:{svc.port} check" in files["router/haproxy.cfg"].decode()
+
+
+def test_haproxy_rejects_what_it_should(tmp_path):
+    (tmp_path / "bad.cfg").write_text("defaults\n  mode http\nbackend b\n  balance nosuchalgorithm\n")
+    result = run_tool(_haproxy(), "-c", "-f", "bad.cfg", cwd=tmp_path)
+    assert result.returncode != 0 and "balance only supports" in result.stderr
+
+
+GATEWAY_PYTHON = Path(__file__).resolve().parent.parent / ".venv-gateway" / "bin" / "python"
+LOAD_GATEWAY_CONFIGS = """
+import json, sys, yaml
+from litellm import Router
+for path in sys.argv[1:]:
+    config = yaml.safe_load(open(path))
+    router = Router(model_list=config["model_list"], **config.get("router_settings", {}))
+    print(json.dumps({"path": path, "deployments": len(router.get_model_list())}))
+"""
+
+
+def test_litellm_loads_every_gateway_config(tmp_path):
+    """LiteLLM's own Router accepts every deployment of every example's gateway (one process:
+    importing LiteLLM takes seconds)."""
+    if not GATEWAY_PYTHON.exists():
+        pytest.skip(f"the gateway is not installed at {GATEWAY_PYTHON} (tests/tools.sh installs it with hashes)")
+    from ruamel.yaml import YAML
+
+    paths, expected, env = [], {}, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    for variant in VARIANTS:
+        spec, environment = variant.values
+        unit = analyse(open_spec(str(spec), spec.name), environment)
+        files, _ = emit(unit, "compose", spec.name)
+        path = tmp_path / f"{variant.id}.yaml"
+        path.write_bytes(files["gateway/config.yaml"])
+        paths.append(str(path))
+        expected[str(path)] = len(YAML(typ="safe").load(path.read_text())["model_list"])
+        env.update({d.name: SECRET_VALUE.format(name=d.name) for d in unit.deployment.secrets})
+    result = run_tool(str(GATEWAY_PYTHON), "-c", LOAD_GATEWAY_CONFIGS, *paths, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = {r["path"]: r["deployments"] for r in map(json.loads, result.stdout.splitlines())}
+    assert loaded == expected  # every deployment of every config was accepted
+
+
+def test_litellm_rejects_what_it_should(tmp_path):
+    if not GATEWAY_PYTHON.exists():
+        pytest.skip(f"the gateway is not installed at {GATEWAY_PYTHON} (tests/tools.sh installs it with hashes)")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list:\n  - {model_name: x, litellm_params: {api_base: 'http://a'}}\n"
+                   "router_settings: {routing_strategy: nonsense}\n")
+    result = run_tool(str(GATEWAY_PYTHON), "-c", LOAD_GATEWAY_CONFIGS, str(bad))
+    assert result.returncode != 0 and "Field required" in result.stderr
