@@ -74,3 +74,10 @@ def test_ci_recipe_in_the_docs_uses_real_flags(tmp_path):
             args.insert(args.index("--env") + 1, "dev")
         result = run_cli(*args)
         assert result.exit_code in (0, 3), (line, result.output)  # 3: nothing built yet
+
+
+def test_readme_plan_output_is_what_stackc_prints():
+    block = README.split("```sh\nstackc plan examples/spec-complete.yaml\n```\n```\n", 1)[1].split("```", 1)[0]
+    result = run_cli("plan", "examples/spec-complete.yaml")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == block.strip(), "README's plan output is stale: paste `stackc plan examples/spec-complete.yaml`"
