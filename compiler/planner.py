@@ -300,7 +300,6 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
     result.gpus_needed = round(sum(mp.gpus_used for mp in result.models))
     if not any(d.is_error for d in diags):
         diags += _check_packing(result)
-    diags += _check_tiering(stack)
     for mp in result.models:
         mp.kv_tiers = host.kv_tiers(stack, mp.model)
         mp.host_memory_bytes = host.replica_memory(mp, mp.kv_tiers)
@@ -822,26 +821,6 @@ def _choose_instance(stack: ResolvedStack, catalog: Catalog, memory_needed: int 
     priced = [o for o in roomy if o.price_usd_per_hour is not None]
     chosen = min(priced, key=lambda o: (o.price_usd_per_hour, o.name)) if priced else sorted(roomy, key=lambda o: o.name)[0]
     return chosen, []
-
-
-def _check_tiering(stack: ResolvedStack) -> list[Diagnostic]:
-    """What the gateway (LiteLLM) cannot do exactly as the spec says."""
-    tiering, where = stack.spec.tiering, stack.where
-    out: list[Diagnostic] = []
-    if tiering is None:
-        return out
-    if tiering.routing == "session" and not tiering.session_key.lower().startswith("x-"):
-        out.append(Diagnostic.error(
-            "SC515", f"the gateway passes only `x-` headers on to the router: `{tiering.session_key}` would never "
-            "reach it", where("tiering", "session_key"), label="not an `x-` header",
-            help=f"`session_key: x-{tiering.session_key}`, and have clients send that header"))
-    for j, o in enumerate(tiering.overflow):
-        if "saturated" in o.when and "error" not in o.when:
-            out.append(Diagnostic.warning(
-                "SC514", f"the gateway overflows on local errors as it does on saturation: `{o.name}` also takes "
-                "requests a local model failed", where("tiering", "overflow", j, "when"),
-                label="errors go there too", help="add `error` to `when` to say so, or accept the difference"))
-    return out
 
 
 def _check_host_memory(p: Plan) -> list[Diagnostic]:

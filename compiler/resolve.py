@@ -125,6 +125,7 @@ def resolve(stack: Stack, env: Optional[str], spans: SpanIndex, catalog: Catalog
     diags += _check_served_names(stack, where)
     diags += _check_secrets(stack, where)
     diags += _check_overflow_names(stack, where)
+    diags += _check_tiering(stack, where)
 
     resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), hw.memory_per_node, where=where)  # type: ignore[arg-type]
     for i, m in enumerate(stack.models):
@@ -330,6 +331,26 @@ def _check_secrets(stack: Stack, where: Where) -> list[Diagnostic]:
                 help=(_closest(name, declared, "") + " " if did_you_mean(name, declared) else "")
                 + f"declare it under `secrets:` (`{name}: {{}}`)"))
     return diags
+
+
+def _check_tiering(stack: Stack, where: Where) -> list[Diagnostic]:
+    """What the gateway (LiteLLM) cannot do exactly as the spec says."""
+    tiering = stack.tiering
+    out: list[Diagnostic] = []
+    if tiering is None:
+        return out
+    if tiering.routing == "session" and not tiering.session_key.lower().startswith("x-"):
+        out.append(Diagnostic.error(
+            "SC515", f"the gateway passes only `x-` headers on to the router: `{tiering.session_key}` would never "
+            "reach it", where("tiering", "session_key"), label="not an `x-` header",
+            help=f"`session_key: x-{tiering.session_key}`, and have clients send that header"))
+    for j, o in enumerate(tiering.overflow):
+        if "saturated" in o.when and "error" not in o.when:
+            out.append(Diagnostic.warning(
+                "SC514", f"the gateway overflows on local errors as it does on saturation: `{o.name}` also takes "
+                "requests a local model failed", where("tiering", "overflow", j, "when"),
+                label="errors go there too", help="add `error` to `when` to say so, or accept the difference"))
+    return out
 
 
 def _check_overflow_names(stack: Stack, where: Where) -> list[Diagnostic]:
