@@ -219,6 +219,8 @@ class Node:
     region: Optional[str]
     instance_type: Optional[str]
     usd_per_hour: Optional[float]
+    host_memory_bytes: int = 0  # what the replicas placed here need (engines, CPU tiers, offloaded layers)
+    kv_disk_bytes: int = 0  # disk-tier space the replicas placed here need under the tiers' paths
 
 
 @dataclass(frozen=True)

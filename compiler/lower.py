@@ -96,10 +96,12 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     where = stack.where
     assert where is not None
     project = spec.name if stack.environment is None else f"{spec.name}-{stack.environment}"
+    needs = {n.node: n for n in plan.nodes}
     nodes = tuple(
         Node(f"node-{n}", stack.gpu.id, stack.gpu.vendor, stack.gpus_per_node, stack.provider, stack.region,
              plan.instance.name if plan.instance else None,
-             plan.instance.price_usd_per_hour if plan.instance else None)
+             plan.instance.price_usd_per_hour if plan.instance else None,
+             needs[n].memory_bytes if n in needs else 0, needs[n].disk_bytes if n in needs else 0)
         for n in range(stack.nodes)
     )
     hf_token = "HF_TOKEN" in spec.secrets

@@ -309,3 +309,9 @@ def test_a_session_header_the_gateway_drops_is_refused(tmp_path):
     assert "`session_key: x-conversation`" in d.help
     unit, diags = stack_with(tmp_path, "{routing: session, session_key: x-conversation}")
     assert codes(diags) == []
+
+
+def test_nodes_in_the_ir_carry_host_memory_and_kv_disk(tmp_path):
+    unit, _ = build(tmp_path, LLAMA_8B % ", replicas: 2", "[{tier: cpu, size: 32GiB}, {tier: disk, size: 100GiB, path: /kv}]")
+    (node,) = unit.deployment.nodes
+    assert node.host_memory_bytes == 2 * 40 * GIB and node.kv_disk_bytes == 2 * 100 * GIB
