@@ -341,6 +341,13 @@ tomorrow. Pin the 40-character commit hash.
 The OpenAI-compatible gateway accepts any request. On a shared network anyone who reaches the
 port can use your GPUs. Declare a secret and set `gateway.api_key: {secret: NAME}`.
 """),
+    "SC705": ("client headers reach a hosted API", """
+`routing: session` needs the session header to reach the router, so the gateway (LiteLLM) is
+told to forward clients' `x-` headers upstream. It forwards all of them, to every deployment of
+the model, the hosted overflow destinations included. LiteLLM also accepts its key in an
+`x-litellm-api-key` header, which would then travel to the hosted API: clients must send the key
+as `Authorization: Bearer`, and nothing private belongs in `x-` headers.
+"""),
 }
 
 

@@ -377,6 +377,15 @@ def lint(stack: Stack, where: Where) -> list[Diagnostic]:
             "SC704", "the gateway accepts requests without a key", where("gateway", key=True) if stack.gateway else span,
             label="anyone who reaches the port can use the models",
             help="declare a secret (`STACK_API_KEY: {}` under `secrets:`) and set `gateway: {api_key: {secret: STACK_API_KEY}}`"))
+    tiering = stack.tiering
+    if tiering is not None and tiering.routing == "session":
+        for j, o in enumerate(tiering.overflow):
+            diags.append(Diagnostic.warning(
+                "SC705", f"with `routing: session` the gateway passes clients' `x-` headers to every upstream, "
+                f"`{o.name}` at {o.base_url.split('/')[2]} included", where("tiering", "overflow", j, "name"),
+                label="a hosted API outside the stack",
+                help="clients must send the gateway key as `Authorization: Bearer`, never as `x-litellm-api-key`, "
+                     "and put nothing private in `x-` headers"))
     for i, m in enumerate(stack.models):
         if m.revision and not re.fullmatch(r"[0-9a-f]{40}", m.revision):
             diags.append(Diagnostic.warning(

@@ -315,3 +315,11 @@ def test_nodes_in_the_ir_carry_host_memory_and_kv_disk(tmp_path):
     unit, _ = build(tmp_path, LLAMA_8B % ", replicas: 2", "[{tier: cpu, size: 32GiB}, {tier: disk, size: 100GiB, path: /kv}]")
     (node,) = unit.deployment.nodes
     assert node.host_memory_bytes == 2 * 40 * GIB and node.kv_disk_bytes == 2 * 100 * GIB
+
+
+def test_session_routing_with_a_hosted_api_warns_that_x_headers_reach_it(tmp_path):
+    tiering = ("{routing: session, overflow: [{name: burst, base_url: 'https://api.example.com/v1', model: big, "
+               "api_key: {secret: B}}]}")
+    unit, diags = stack_with(tmp_path, tiering, secrets=", B: {}")
+    (d,) = [d for d in diags if d.code == "SC705"]
+    assert d.severity == "warning" and "api.example.com" in d.message and "Authorization: Bearer" in d.help
