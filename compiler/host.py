@@ -8,7 +8,7 @@ Sizes in the spec are per replica, so a node's need is the sum over the replicas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 from .ir import KvOffload
@@ -65,15 +65,21 @@ def usable(ram_bytes: int) -> int:
     return int(ram_bytes * (1 - SYSTEM_RESERVE))
 
 
-def node_needs(plan: "Plan", placement: dict, ram_bytes: Optional[int]) -> list[NodeNeeds]:
+def with_cpu_size(tiers: tuple[KvOffload, ...], size: int) -> tuple[KvOffload, ...]:
+    return tuple(replace(t, size_bytes=size) if t.tier == "cpu" else t for t in tiers)
+
+
+def node_needs(plan: "Plan", placement: dict, ram_bytes: Optional[int], cpu_size: Optional[int] = None) -> list[NodeNeeds]:
     """Per node, the RAM and disk the replicas placed there need; a replica spanning nodes
-    (pipeline stages) counts on each node in proportion to the GPUs it has there."""
+    (pipeline stages) counts on each node in proportion to the GPUs it has there. With
+    `cpu_size`, as if every CPU tier had that size (to re-plan a fix)."""
     nodes = plan.stack.nodes
     memory = [0] * nodes
     disk = [0] * nodes
     cpu = [0.0] * nodes
     for mp in plan.models:
-        per_replica_mem = mp.host_memory_bytes
+        per_replica_mem = (mp.host_memory_bytes if cpu_size is None
+                           else replica_memory(mp, with_cpu_size(mp.kv_tiers, cpu_size)))
         per_replica_disk = replica_disk(mp.kv_tiers)
         has_cpu = any(t.tier == "cpu" for t in mp.kv_tiers)
         for pieces in placement.get(mp.model.name, []):

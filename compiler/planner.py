@@ -313,7 +313,7 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
     if placement is not None:
         ram = int(result.instance.ram_gib * GIB) if result.instance else stack.memory_per_node
         result.nodes = host.node_needs(result, placement, ram)
-        diags += _check_host_memory(result)
+        diags += _check_host_memory(result, placement, ram)
     if result.instance and result.instance.price_usd_per_hour is not None:
         price_per_gpu = result.instance.price_usd_per_hour / result.instance.gpu_count
         for mp in result.models:
@@ -823,9 +823,14 @@ def _choose_instance(stack: ResolvedStack, catalog: Catalog, memory_needed: int 
     return chosen, []
 
 
-def _check_host_memory(p: Plan) -> list[Diagnostic]:
+def _check_host_memory(p: Plan, placement: dict, ram: Optional[int]) -> list[Diagnostic]:
     """SC412: a node without the RAM for its replicas' CPU tiers, offloaded layers and engine
     processes. The help offers the largest CPU tier that fits, re-planned."""
+
+    def fits(size: int) -> bool:
+        return all(n.memory_available is None or n.memory_bytes <= n.memory_available
+                   for n in host.node_needs(p, placement, ram, cpu_size=size))
+
     stack, where = p.stack, p.stack.where
     tiering = stack.spec.tiering
     cpu_index = next((j for j, t in enumerate(tiering.kv_cache) if t.tier == "cpu"), None) if tiering else None
@@ -837,14 +842,22 @@ def _check_host_memory(p: Plan) -> list[Diagnostic]:
                      else f"`memory_per_node` is {host.gib(stack.memory_per_node or 0)}")
         message = (f"node-{n.node} needs {host.gib(n.memory_bytes)} of host memory for its engines and KV-cache tiers; "
                    f"{where_ram}, {host.gib(n.memory_available)} after {host.SYSTEM_RESERVE:.0%} for the system")
-        help_text = None
-        if cpu_index is not None:
-            size = tiering.kv_cache[cpu_index].size  # type: ignore[union-attr]
-            excess = n.memory_bytes - n.memory_available
-            fit = int((size - excess / n.cpu_tiers) // GIB) if n.cpu_tiers else 0
-            help_text = (f"`size: {fit}GiB` for the cpu tier fits" if fit >= 1 else "remove the cpu tier")
-            if p.instance:
-                help_text += " (no larger instance type with these GPUs is in the catalog)"
+        excess = n.memory_bytes - n.memory_available
+        size = tiering.kv_cache[cpu_index].size if cpu_index is not None else 0  # type: ignore[union-attr]
+        cpu_total = n.cpu_tiers * size  # the CPU tiers of the replicas on this node
+        help_text = f"the engines alone need {host.gib(n.memory_bytes - cpu_total)}: run fewer replicas on this node"
+        if cpu_index is not None and n.cpu_tiers:
+            # the linear estimate, then down until the re-plan holds (engines round pinned memory)
+            fit = int((size - excess / n.cpu_tiers) // GIB)
+            while fit >= 1 and not fits(fit * GIB):
+                fit -= 1
+            if fit >= 1:
+                help_text = f"`size: {fit}GiB` for the cpu tier fits"
+            elif excess <= cpu_total:
+                help_text = "remove the cpu tier"
+        if p.instance:
+            help_text += " (no instance type with these GPUs and more RAM is in the catalog)"
+        if cpu_index is not None and n.cpu_tiers:
             span = where("tiering", "kv_cache", cpu_index, "size")
         elif stack.spec.hardware.memory_per_node is not None:
             span = where("hardware", "memory_per_node")

@@ -338,14 +338,14 @@ class CpuTier(_Strict):
     """Host memory below GPU memory for the KV cache."""
 
     tier: Literal["cpu"] = Field(description="`cpu`: host RAM.")
-    size: Size = Field(description="Per replica, e.g. `64GiB`.")
+    size: Size = Field(gt=0, description="Per replica, e.g. `64GiB`.")
 
 
 class DiskTier(_Strict):
     """Local disk below host memory for the KV cache; each replica gets its own subdirectory."""
 
     tier: Literal["disk"] = Field(description="`disk`: a local directory.")
-    size: Size = Field(description="Per replica, e.g. `500GiB`.")
+    size: Size = Field(gt=0, description="Per replica, e.g. `500GiB`.")
     path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$", max_length=200)] = Field(
         description="An absolute directory on the host."
     )

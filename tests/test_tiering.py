@@ -184,7 +184,7 @@ def test_cloud_instance_type_is_chosen_for_the_cpu_tier(tmp_path):
     assert tiered.plan.instance.gpu_count == 1
     huge, diags = build(tmp_path, LLAMA_8B % "", "[{tier: cpu, size: 4TiB}]", hardware)
     (d,) = [d for d in diags if d.code == "SC412"]
-    assert "no larger instance type" in d.help
+    assert "no instance type with these GPUs and more RAM" in d.help
 
 
 def test_plan_reports_tiers_host_memory_and_disk_per_node(tmp_path):
@@ -323,3 +323,21 @@ def test_session_routing_with_a_hosted_api_warns_that_x_headers_reach_it(tmp_pat
     unit, diags = stack_with(tmp_path, tiering, secrets=", B: {}")
     (d,) = [d for d in diags if d.code == "SC705"]
     assert d.severity == "warning" and "api.example.com" in d.message and "Authorization: Bearer" in d.help
+
+
+def test_host_memory_help_holds_where_the_engine_rounds_pinned_memory(tmp_path):
+    # vLLM 0.20 pins each worker's share rounded up to a power of two: the help is re-planned, not divided
+    models = LLAMA_8B % ", gpus: 2, replicas: 2, image: vllm/vllm-openai:v0.20.0"
+    hardware = "{gpu: h100-sxm, gpus_per_node: 8, memory_per_node: 160GiB}"
+    unit, diags = build(tmp_path, models, "[{tier: cpu, size: 64GiB}]", hardware)
+    (d,) = [d for d in diags if d.code == "SC412"]
+    size = int(re.search(r"`size: (\d+)GiB`", d.help).group(1))
+    unit, diags = build(tmp_path, models, f"[{{tier: cpu, size: {size}GiB}}]", hardware)
+    assert "SC412" not in codes(diags)
+
+
+def test_host_memory_help_when_no_tier_size_can_fit(tmp_path):
+    unit, diags = build(tmp_path, LLAMA_8B % ", replicas: 4", "[{tier: cpu, size: 8GiB}]",
+                        "{gpu: h100-sxm, gpus_per_node: 8, memory_per_node: 32GiB}")
+    (d,) = [d for d in diags if d.code == "SC412"]
+    assert d.help == "the engines alone need 32 GiB: run fewer replicas on this node"

@@ -67,6 +67,11 @@ class Sglang(Engine):
             return None, "SGLang's disk tier sits below its host-memory tier: add a `cpu` tier above it"
         return "hicache", ""
 
+    def kv_tier_help(self, version: Version, tiers: tuple[str, ...], vendor: str) -> str:
+        if "redis" in tiers:
+            return "remove the `redis` tier, or serve this model with `engine: vllm` (LMCache has a Redis backend)"
+        return "add a `cpu` tier above the disk tier, e.g. `{tier: cpu, size: 64GiB}`"
+
     def tier_host_bytes(self, version: Version, mechanism: Optional[str], tiers: tuple[KvOffload, ...], ranks: int) -> int:
         return ranks * _hicache_gb(tiers, ranks) * 10**9
 

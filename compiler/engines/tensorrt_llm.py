@@ -75,6 +75,9 @@ class TensorRtLlm(Engine):
             return "host-cache", ""
         return None, "TensorRT-LLM offloads the KV cache to host memory only (a `cpu` tier)"
 
+    def kv_tier_help(self, version: Version, tiers: tuple[str, ...], vendor: str) -> str:
+        return "keep only the `cpu` tier, or serve this model with `engine: vllm` (LMCache runs disk and Redis tiers)"
+
     def managed_flags(self, ec: EngineConfig) -> set[str]:
         return super().managed_flags(ec) | {"extra-llm-api-options"}
 
