@@ -95,6 +95,7 @@ class GpuInfo:
     interconnect: str = ""
     gfx_target: Optional[str] = None
     sources: tuple[str, ...] = ()
+    node_labels: tuple[tuple[str, str], ...] = ()  # Kubernetes node labels that name this GPU (key, value)
 
     @property
     def cc(self) -> float:
@@ -211,6 +212,7 @@ def _gpu(raw: dict) -> GpuInfo:
     fields = set(GpuInfo.__dataclass_fields__)
     values = {k: v for k, v in raw.items() if k in fields}
     values["sources"] = tuple(values.get("sources", ()))
+    values["node_labels"] = tuple(sorted((values.get("node_labels") or {}).items()))
     return GpuInfo(**values)
 
 
