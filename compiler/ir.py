@@ -43,6 +43,18 @@ EnvValue = Union[str, SecretRef, Endpoint]
 
 
 @dataclass(frozen=True)
+class ServerPool:
+    """A model's replicas as a router backend: each target lists them its own way (one server
+    line per replica service, or a template filled from the DNS of a headless Service).
+    `max_replicas` is the most there can be (an autoscaled model)."""
+
+    group: str
+    replicas: tuple[str, ...]
+    port: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
 class Health:
     """How to tell a service is ready: an HTTP path, and a command that checks it from inside
     the service's own image (images differ: vLLM's has python, Ollama's has neither curl nor

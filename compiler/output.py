@@ -112,7 +112,10 @@ def to_haproxy(sections: list[dict]) -> str:
     out: list[str] = []
     for section in sections:
         out.append(section["section"])
-        for words in section["lines"]:
+        lines = []
+        for line in section["lines"]:  # a resolved server pool is several lines
+            lines += line if line and isinstance(line[0], list) else [line]
+        for words in lines:
             if any(not isinstance(w, str) or not w or "\n" in w for w in words):
                 raise ValueError(f"cannot write {words!r} into an HAProxy configuration")
             out.append("  " + " ".join(words))

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import images
-from .ir import ConfigFile, Endpoint, Health, Metrics, Mount, Service
+from .ir import ConfigFile, Endpoint, Health, Metrics, Mount, ServerPool, Service
 
 ROUTER = "router"
 ROUTER_CONFIG = "router/haproxy.cfg"
@@ -87,7 +87,7 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
         sections.append({"section": f"backend {model}", "lines": [
             *_balance(routing, session_key),
             *_health_check(replicas[0].health),
-            *[["server", r.name, Endpoint(r.name, r.port or 0, form="address"), "check"] for r in replicas],
+            ServerPool(model, tuple(r.name for r in replicas), replicas[0].port or 0, replicas[0].replicas.max),
         ]})
     service = Service(
         name=ROUTER, role="router", image=images.ROUTER_HAPROXY.ref, port=STATS_PORT,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from stackc.ir import SecretRef
+from stackc.ir import SecretRef, ServerPool
 from stackc.pipeline import analyse, open_spec
 from stackc.targets import get as get_target
 
@@ -247,8 +247,8 @@ def test_each_routing_mode_is_one_haproxy_balance_rule(tmp_path, routing, balanc
     sections = {s["section"]: s["lines"] for s in config(unit, "router/haproxy.cfg")}
     assert set(sections) >= {"frontend chat", "backend chat"} and "backend embed" not in sections  # one replica
     assert balance in sections["backend chat"]
-    servers = [line for line in sections["backend chat"] if line[0] == "server"]
-    assert [line[1] for line in servers] == ["chat-0", "chat-1"]
+    (pool,) = [line for line in sections["backend chat"] if isinstance(line, ServerPool)]
+    assert pool.replicas == ("chat-0", "chat-1") and pool.port == 8000
     gateway = config(unit, "gateway/config.yaml")
     (chat,) = [d for d in gateway["model_list"] if d["model_name"] == "chat"]
     assert chat["litellm_params"]["api_base"].service == "router"

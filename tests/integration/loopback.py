@@ -25,7 +25,7 @@ from typing import Any, Optional
 import pytest
 
 from stackc import output
-from stackc.ir import Deployment, Endpoint, SecretRef
+from stackc.ir import Deployment, Endpoint, SecretRef, ServerPool
 from stackc.pipeline import analyse, open_spec
 
 from .fake_openai import FakeBackend
@@ -89,6 +89,9 @@ class Loopback:
             return f"127.0.0.1:{port}" if value.form == "address" else f"http://127.0.0.1:{port}{value.path}"
         if isinstance(value, SecretRef):
             return {"BURST_API_KEY": HOSTED_KEY}.get(value.name, API_KEY)
+        if isinstance(value, ServerPool):
+            return [["server", name, self.resolve(Endpoint(name, value.port, form="address")), "check"]
+                    for name in value.replicas]
         raise TypeError(value)
 
     def _config(self, path: str) -> Any:
