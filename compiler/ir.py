@@ -116,7 +116,19 @@ class GpuAssignment:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """Scale a model's replicas to hold `query` (PromQL, summed over its replicas) at `target`
+    per replica."""
+
+    metric: str
+    query: str
+    target: float
+
+
+@dataclass(frozen=True)
 class Resources:
+    memory_bytes: int = 0  # host memory the service needs (a request where the target has them)
+    cpus: int = 0
     shm_bytes: int = 0
     ipc_host: bool = False
     memlock_unlimited: bool = False
@@ -208,7 +220,7 @@ class Service:
     one_shot: bool = False
     group: Optional[str] = None  # the model an engine replica or download job belongs to
     replicas: Replicas = Replicas(1, 1)
-    autoscale: Optional[tuple[str, float]] = None
+    autoscale: Optional[Autoscale] = None
     engine: Optional[EngineConfig] = None
     user: Optional[str] = None
     origin: Optional[Span] = None
@@ -254,6 +266,24 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """What a Kubernetes target needs beyond the services: how nodes name the GPU, where model
+    weights are stored, where Prometheus is. Resolved from `kubernetes:` and the catalog."""
+
+    namespace: str
+    gpu_label: str
+    gpu_label_value: Optional[str]  # None: neither the catalog nor the spec knows it
+    runtime_class: Optional[str]
+    storage_class: Optional[str]
+    model_cache_claim: Optional[str]
+    model_cache_access: str
+    prometheus_url: str
+    monitor_labels: tuple[tuple[str, str], ...]
+    secret_template: bool
+    rollout_surge: bool  # enough GPUs stay free to start a new replica before an old one stops
+
+
+@dataclass(frozen=True)
 class Deployment:
     name: str
     environment: Optional[str]
@@ -265,6 +295,7 @@ class Deployment:
     files: tuple[ConfigFile, ...]
     features: tuple[Feature, ...]
     gateway_port: int
+    cluster: Optional[Cluster] = None
 
     def service(self, name: str) -> Service:
         for s in self.services:

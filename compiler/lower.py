@@ -7,17 +7,19 @@ checks and start-up budgets, the gateway's upstreams, the secrets each service r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from . import components, routing
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
-from .ir import (KV_DISK_DIR, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
+from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
                  Node, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from .planner import ModelPlan, Plan, Settings
 from .resolve import ResolvedModel, ResolvedStack
+from .spec import Kubernetes
 
 CACHE_VOLUME = "models"
 CACHE_DIR = "/models"
@@ -145,6 +147,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
             secrets.append(generated)
 
     return Deployment(
+        cluster=cluster(stack, plan),
         name=spec.name,
         environment=stack.environment,
         project=project,
@@ -155,6 +158,22 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         files=tuple(sorted(files, key=lambda f: f.path)),
         features=tuple(features(stack, plan)),
         gateway_port=spec.gateway.port if spec.gateway else 8080,
+    )
+
+
+def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
+    """Kubernetes settings, resolved: the GPU's node label value from the catalog unless the spec
+    gives one, and whether a rollout can start a new replica before stopping an old one."""
+    k = stack.spec.kubernetes or Kubernetes()
+    labels = dict(stack.gpu.node_labels)
+    spare = stack.gpus_per_node * stack.nodes - plan.gpus_needed
+    largest = max((mp.gpus_per_replica for mp in plan.models), default=1)
+    return Cluster(
+        namespace=k.namespace or stack.spec.name, gpu_label=k.gpu_label,
+        gpu_label_value=k.gpu_label_value or labels.get(k.gpu_label), runtime_class=k.runtime_class,
+        storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
+        prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
+        secret_template=k.secret_template, rollout_surge=spare >= largest,
     )
 
 
@@ -215,7 +234,12 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
 
     health = e.health(ec)
     replicas = Replicas(mp.replicas_min, mp.replicas_max)
-    autoscale = (m.autoscale.metric, m.autoscale.target) if m.autoscale else None
+    autoscale = None
+    if m.autoscale:
+        query = e.autoscale_query(m.autoscale.metric, ec.served_name, ec.version)
+        autoscale = Autoscale(m.autoscale.metric, query or "", m.autoscale.target)
+    resources = replace(e.resources(ec), memory_bytes=mp.host_memory_bytes,
+                        cpus=e.cpu_cores(mp.evaluation.tp * mp.evaluation.pp))
     env = tuple(e.env(ec)) + token_env
     disk = next((t for t in ec.kv_offload if t.tier == "disk"), None)
     for index, pieces in enumerate(slots):
@@ -226,7 +250,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         services.append(Service(
             name=name, role="engine", image=rm.image, command=tuple(e.argv(ec)),
             entrypoint=e.entrypoint(ec), env=env, port=e.port, node=f"node-{node}",
-            gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=e.resources(ec), health=health,
+            gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=resources, health=health,
             startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts) + tier_mounts,
             depends_on=depends,
             group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin,
@@ -244,6 +268,27 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
             out.append(Feature("replica-range", where("models", i, "replicas"), m.name))
         if m.autoscale is not None:
             out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name))
+        engine_span = where("models", i, "engine") if m.engine else where("models", i, "model")
+        out.append(Feature(f"engine-{rm.engine.name}", engine_span, m.name))
+        out.append(Feature(f"weights-{rm.artifact.kind}", where("models", i, "weights" if m.weights else "model"), m.name))
+    for mp in plan.models:
+        if mp.gpus_per_replica > stack.gpus_per_node:
+            i = mp.model.index
+            out.append(Feature("replica-spans-nodes", where("models", i, key=True), mp.model.name))
+    k = spec.kubernetes
+    if not dict(stack.gpu.node_labels).get(k.gpu_label if k else "nvidia.com/gpu.product") and not (k and k.gpu_label_value):
+        span = where("kubernetes", "gpu_label") if k else where("hardware", "gpu")
+        out.append(Feature("k8s-gpu-label-unknown", span, f"{k.gpu_label if k else 'nvidia.com/gpu.product'};{stack.gpu.id}"))
+    access = k.model_cache_access if k else "ReadWriteOnce"
+    shared = [mp.model.name for mp in plan.models if mp.replicas_max > 1]
+    if k and k.model_cache_claim and len(plan.models) > 1:
+        shared = [mp.model.name for mp in plan.models]
+    if access != "ReadWriteMany" and shared:
+        span = where("kubernetes", "model_cache_access") if k and k.model_cache_access != "ReadWriteOnce" else (
+            where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("models", key=True))
+        out.append(Feature("k8s-cache-read-write-once", span, ", ".join(shared)))
+    if spec.gateway and spec.gateway.ui != "none":
+        out.append(Feature("ui", where("gateway", "ui"), spec.gateway.ui))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))

@@ -407,6 +407,38 @@ class Observability(_Strict):
     gpu_metrics: bool = Field(False, description="The NVIDIA DCGM exporter (implies `metrics`).")
 
 
+K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                                max_length=253)]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
+
+
+class Kubernetes(_Strict):
+    """Settings only the helm target reads: how the cluster names GPUs, stores models, scrapes metrics."""
+
+    namespace: Optional[K8sName] = Field(None, description="The namespace the README's `helm install` uses; default: the stack's name.")
+    gpu_label: LabelKey = Field(
+        "nvidia.com/gpu.product",
+        description="The node label that names the GPU model: `nvidia.com/gpu.product` (GPU feature discovery, the "
+        "NVIDIA GPU Operator), `cloud.google.com/gke-accelerator` on GKE; its value comes from the catalog.")
+    gpu_label_value: Optional[LabelValue] = Field(
+        None, description="The label's value for this GPU, when the catalog has none for `gpu_label`.")
+    runtime_class: Optional[K8sName] = Field(
+        "nvidia", description="The RuntimeClass of GPU pods (the GPU Operator's `nvidia`); `null` where the cluster has none (GKE).")
+    storage_class: Optional[K8sName] = Field(None, description="The StorageClass of the model-cache claims; default: the cluster's default.")
+    model_cache_claim: Optional[K8sName] = Field(
+        None, description="An existing PersistentVolumeClaim every model reads its weights from, instead of one claim per model.")
+    model_cache_access: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce", description="The access mode of the model-cache claims (the existing one's, or the ones stackc asks "
+        "for); a claim that replicas on several nodes share must be `ReadWriteMany`.")
+    prometheus_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9._~:/%-]+$", max_length=300)] = Field(
+        "http://prometheus-operated.monitoring.svc:9090", description="The Prometheus KEDA queries for autoscaling.")
+    service_monitor_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Labels your Prometheus selects ServiceMonitors by, e.g. `{release: kube-prometheus-stack}`.")
+    secret_template: bool = Field(
+        False, description="Also emit the Secret `<stack>-secrets` with every declared key and empty values, to fill in after install.")
+
+
 class K8sSecret(_Strict):
     """Where a secret lives in Kubernetes, when not in `<stack>-secrets`."""
 
@@ -436,6 +468,7 @@ class Stack(_Strict):
     tiering: Optional[Tiering] = Field(None, description="KV-cache tiers, routing and overflow.")
     gateway: Optional[Gateway] = Field(None, description="The OpenAI-compatible gateway; default port 8080, no key, no UI.")
     observability: Optional[Observability] = Field(None, description="Metrics, dashboards and GPU metrics.")
+    kubernetes: Optional[Kubernetes] = Field(None, description="Cluster settings for the helm target.")
     secrets: dict[SecretName, Optional[SecretDecl]] = Field(
         default_factory=dict, description="Declared secret names; values never appear in a spec or in any output."
     )
@@ -496,6 +529,7 @@ HardwareOverlay = _partial(Hardware, name="HardwareOverlay")
 GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
 ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
 TieringOverlay = _partial(Tiering, name="TieringOverlay")
+KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
 
 
 class EnvironmentOverlay(_Strict):
@@ -507,6 +541,7 @@ class EnvironmentOverlay(_Strict):
     tiering: Optional[TieringOverlay] = Field(None, description="Changes to `tiering:`; `null` removes it.")  # type: ignore[valid-type]
     gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
     observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
+    kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
     secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
 
 

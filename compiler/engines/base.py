@@ -126,6 +126,7 @@ class Engine:
     # Prometheus names of the signals dashboards and autoscalers read (version-independent here;
     # engines whose names moved override `metric_names`)
     metrics: dict[str, str] = {}
+    metric_model_label: str = "model_name"  # the label that names the served model on each metric
     health_path: str = "/health"
     # does stackc keep one replica's KV in GPU memory it can size (vLLM, SGLang) or estimate only?
     estimate_only: bool = False
@@ -150,6 +151,11 @@ class Engine:
 
     def host_memory_bytes(self, gpus: int) -> int:
         return self.host_base_bytes + gpus * self.host_per_gpu_bytes
+
+    def cpu_cores(self, gpus: int) -> int:
+        """CPU cores to reserve for a replica: the API server and scheduler, and per GPU a
+        worker process and its tokenizer/detokenizer threads (an estimate)."""
+        return 2 + 2 * gpus
 
     # ---- KV-cache tiers below GPU memory
 
@@ -238,6 +244,19 @@ class Engine:
     def metric_names(self, version: Version) -> dict[str, str]:
         """`running`, `waiting`, `kv_usage` (0-1), `generated_tokens` (a counter)."""
         return dict(self.metrics)
+
+    def autoscale_query(self, metric: str, served: str, version: Version) -> Optional[str]:
+        """PromQL for an autoscaling metric of one model, summed over its replicas (None: the
+        engine does not export it)."""
+        names = self.metric_names(version)
+        selector = f'{{{self.metric_model_label}="{served}"}}'
+        if metric == "queue_depth" and "waiting" in names:
+            return f"sum({names['waiting']}{selector})"
+        if metric == "kv_cache_usage" and "kv_usage" in names:
+            return f"sum({names['kv_usage']}{selector})"
+        if metric == "requests_per_second" and "requests" in names:
+            return f"sum(rate({names['requests']}{selector}[1m]))"
+        return None
 
     def metrics_endpoint(self, ec: EngineConfig) -> Optional[Metrics]:
         return Metrics(self.port, self.metrics_path) if self.metrics_path else None

@@ -125,7 +125,7 @@ class Vllm(Engine):
         # `vllm:gpu_cache_usage_perc` was renamed `vllm:kv_cache_usage_perc` in v0.10
         kv = "vllm:kv_cache_usage_perc" if version >= (0, 10, 0) else "vllm:gpu_cache_usage_perc"
         return {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting",
-                "kv_usage": kv, "generated_tokens": "vllm:generation_tokens_total"}
+                "kv_usage": kv, "generated_tokens": "vllm:generation_tokens_total", "requests": "vllm:request_success_total"}
 
     # ---- defaults
 
