@@ -73,6 +73,9 @@ def _emit(data: Any, indent: int, lines: list[str]) -> None:
             elif isinstance(value, list) and value:
                 lines.append(f"{pad}{k}:")
                 _emit(value, indent + 2, lines)
+            elif _literal(value):
+                lines.append(f"{pad}{k}: |" + ("" if value.endswith("\n") else "-"))
+                lines.extend(f"{pad}  {line}" if line else "" for line in value.splitlines())
             else:
                 lines.append(f"{pad}{k}: {_inline(value)}")
         return
@@ -93,6 +96,17 @@ def _emit(data: Any, indent: int, lines: list[str]) -> None:
                 lines.append(f"{pad}- {_inline(item)}")
         return
     lines.append(pad + scalar(data))
+
+
+def _literal(value: Any) -> bool:
+    """A multi-line text (a config file in a ConfigMap) reads best as a literal block, when
+    the block keeps it byte for byte: printable lines, no leading blank or indented first line,
+    at most one final newline."""
+    if not isinstance(value, str) or "\n" not in value.rstrip("\n") or value.endswith("\n\n"):
+        return False
+    if value[0] in " \t\n" or "\r" in value or _NON_PRINTABLE.search(value):
+        return False
+    return all(line.isprintable() or line.replace("\t", "").isprintable() for line in value.splitlines())
 
 
 def _inline(value: Any) -> str:
