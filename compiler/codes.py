@@ -321,6 +321,38 @@ The target does not emit this part of the spec yet (KV-cache tiers, prefix-aware
 routing, overflow to hosted APIs). stackc says so instead of dropping it silently; remove it for
 this target or build with a target that has it.
 """),
+    "SC605": ("engine the target cannot run", """
+The target deploys models through a runtime that runs one engine only. The helm target writes
+values for the vLLM production-stack chart (`vllm-stack`), whose Deployments start `vllm serve`:
+llama.cpp, Ollama, TGI, TensorRT-LLM and SGLang models cannot be expressed there. Set
+`engine: vllm` for the model (the planner re-checks the fit), or build this stack with the
+compose target.
+"""),
+    "SC606": ("weights source the target cannot fetch", """
+The target fetches weights one way only. In the helm target each model's init container
+downloads a Hugging Face repository into the model's cache claim; weights from S3 or from a
+path on the host are not reachable from a pod. Publish the weights to a (private) Hugging Face
+repository, or pre-fill a claim and name it in `kubernetes.model_cache_claim` with `hf:` weights.
+"""),
+    "SC607": ("the cluster cannot be addressed as written", """
+Kubernetes needs facts stackc cannot guess: the node label value that names the GPU (the
+catalog knows it for common GPUs and `nvidia.com/gpu.product`), a model-cache claim that replicas
+on several nodes can all mount (`ReadWriteMany`; a `ReadWriteOnce` volume attaches to one node,
+so replicas elsewhere hang in `ContainerCreating` with a multi-attach error), and names the chart
+derives that fit in a 63-character DNS label.
+"""),
+    "SC608": ("a replica spans nodes", """
+One replica of this model needs more GPUs than one node has, so vLLM would run pipeline
+parallel across nodes. The helm target does not emit the chart's Ray cluster (`raySpec`): a
+multi-node replica needs KubeRay, RDMA networking and a shared model cache that stackc cannot
+check. Use a node type with enough GPUs, or a quantization that fits one node.
+"""),
+    "SC609": ("models share a GPU", """
+The planner put small models on one GPU, each with a share of its memory, as compose and systemd
+run them. Kubernetes hands GPUs to pods whole (`nvidia.com/gpu: 1`) unless the cluster slices
+them (MIG, time-slicing), so on the helm target each of these models takes a GPU of its own:
+a warning while the hardware still has enough GPUs, an error when it does not.
+"""),
     # ---------------------------------------------------------------- SC7xx safety
     "SC701": ("secret written inline", """
 A field that holds a credential (an API key, a Redis URL with a password) has a literal value.

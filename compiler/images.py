@@ -37,6 +37,10 @@ GATEWAY_LITELLM = Image("ghcr.io/berriai/litellm", "v1.104.2",
                         "sha256:3d88bd757134a00e8c00237b85a021ab1f6d54abb9c1df750f411dbe7256a500")
 GATEWAY_LITELLM_PYPI = "litellm[proxy]==1.104.2"  # the same release, installed with hashes in the tests
 ROUTER_HAPROXY = Image("haproxy", "2.6.32-alpine")  # the 2.6 LTS branch Debian 12 packages (2.6.12)
+# the vLLM production-stack chart the helm target writes values for, and the router image its
+# release workflow (scheduled-release.yml) pushes with the chart's version as the tag
+HELM_CHART = ("vllm-stack", "0.1.12", "https://vllm-project.github.io/production-stack")
+ROUTER_PRODUCTION_STACK = Image("lmcache/lmstack-router", "v0.1.12")
 PROMETHEUS = Image("prom/prometheus", "v3.15.0")
 GRAFANA = Image("grafana/grafana", "13.2.3")
 DCGM_EXPORTER = Image("nvcr.io/nvidia/k8s/dcgm-exporter", "4.6.1-4.8.4-distroless")

@@ -224,6 +224,7 @@ class Service:
     engine: Optional[EngineConfig] = None
     user: Optional[str] = None
     origin: Optional[Span] = None
+    cache_bytes: int = 0  # what this model's weights take in the model cache (engines and downloads)
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,8 @@ class Cluster:
     monitor_labels: tuple[tuple[str, str], ...]
     secret_template: bool
     rollout_surge: bool  # enough GPUs stay free to start a new replica before an old one stops
+    release: str  # the Helm release name the install README uses (the stack's name)
+    secret_name: str  # the Secret that holds every declared secret not mapped elsewhere
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,8 @@ class Deployment:
     features: tuple[Feature, ...]
     gateway_port: int
     cluster: Optional[Cluster] = None
+    routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
+    session_key: str = "x-session-id"
 
     def service(self, name: str) -> Service:
         for s in self.services:

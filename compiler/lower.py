@@ -158,7 +158,15 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         files=tuple(sorted(files, key=lambda f: f.path)),
         features=tuple(features(stack, plan)),
         gateway_port=spec.gateway.port if spec.gateway else 8080,
+        routing=tiering.routing if tiering else "round-robin",
+        session_key=tiering.session_key if tiering else "x-session-id",
     )
+
+
+def release_name(stack: str) -> str:
+    """The Helm release: not the stack's own name, because the chart creates a Secret
+    `<release>-secrets` of its own, and `<stack>-secrets` is the user's (SPEC.md)."""
+    return f"{stack}-llm"
 
 
 def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
@@ -169,7 +177,8 @@ def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
     spare = stack.gpus_per_node * stack.nodes - plan.gpus_needed
     largest = max((mp.gpus_per_replica for mp in plan.models), default=1)
     return Cluster(
-        namespace=k.namespace or stack.spec.name, gpu_label=k.gpu_label,
+        release=release_name(stack.spec.name), secret_name=f"{stack.spec.name}-secrets",
+        namespace=k.namespace or (stack.spec.name if stack.environment is None else f"{stack.spec.name}-{stack.environment}"), gpu_label=k.gpu_label,
         gpu_label_value=k.gpu_label_value or labels.get(k.gpu_label), runtime_class=k.runtime_class,
         storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
         prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
@@ -211,6 +220,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
     files: list[ConfigFile] = []
 
     download: Optional[DownloadStep] = e.download(ec, rm.artifact, rm.image)
+    cache_bytes = int(mp.download_bytes * 1.1)  # weights plus the hub's metadata and a margin
     mounts = [Mount("volume", CACHE_VOLUME, CACHE_DIR)]
     if rm.artifact.kind == "local":
         mounts.append(Mount("host", rm.artifact.ref, f"{LOCAL_DIR}/{m.name}", read_only=True))
@@ -221,7 +231,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         services.append(Service(
             name=name, role="model-download", image=download.image, command=download.command,
             entrypoint=download.entrypoint, env=env, mounts=(Mount("volume", CACHE_VOLUME, CACHE_DIR),),
-            one_shot=True, group=m.name, origin=origin,
+            one_shot=True, group=m.name, origin=origin, cache_bytes=cache_bytes,
         ))
         depends = (Dependency(name, "completed"),)
     depends += start_after
@@ -253,7 +263,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
             gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=resources, health=health,
             startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts) + tier_mounts,
             depends_on=depends,
-            group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin,
+            group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin, cache_bytes=cache_bytes,
         ))
     return services, files
 
@@ -279,16 +289,27 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
     if not dict(stack.gpu.node_labels).get(k.gpu_label if k else "nvidia.com/gpu.product") and not (k and k.gpu_label_value):
         span = where("kubernetes", "gpu_label") if k else where("hardware", "gpu")
         out.append(Feature("k8s-gpu-label-unknown", span, f"{k.gpu_label if k else 'nvidia.com/gpu.product'};{stack.gpu.id}"))
+    # a ReadWriteOnce claim attaches to one node: replicas of a model (or models sharing one claim)
+    # spread over several nodes need ReadWriteMany
     access = k.model_cache_access if k else "ReadWriteOnce"
-    shared = [mp.model.name for mp in plan.models if mp.replicas_max > 1]
-    if k and k.model_cache_claim and len(plan.models) > 1:
-        shared = [mp.model.name for mp in plan.models]
-    if access != "ReadWriteMany" and shared:
-        span = where("kubernetes", "model_cache_access") if k and k.model_cache_access != "ReadWriteOnce" else (
-            where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("models", key=True))
-        out.append(Feature("k8s-cache-read-write-once", span, ", ".join(shared)))
-    if spec.gateway and spec.gateway.ui != "none":
-        out.append(Feature("ui", where("gateway", "ui"), spec.gateway.ui))
+    if stack.nodes > 1 and access != "ReadWriteMany":
+        shared = [mp.model.name for mp in plan.models if mp.replicas_max > 1]
+        if k and k.model_cache_claim and len(plan.models) > 1:
+            shared = [mp.model.name for mp in plan.models]
+        if shared:
+            span = where("kubernetes", "model_cache_access") if k and "model_cache_access" in k.model_fields_set else (
+                where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("hardware", "nodes"))
+            out.append(Feature("k8s-cache-read-write-once", span, ", ".join(shared)))
+    for group in plan.shared_groups:  # a cluster gives each pod whole GPUs: does the stack still fit?
+        whole = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
+        fits = place(whole, stack.gpus_per_node, stack.nodes) is not None
+        first = next(rm for rm in stack.models if rm.spec.name == group[0])
+        out.append(Feature("shared-gpu", where("models", first.index, key=True),
+                           "+".join(group) + (";fits" if fits else "")))
+    for rm in stack.models:  # the chart names each model's Service `<release>-<model>-engine-service`
+        service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
+        if len(service) > 63:
+            out.append(Feature("k8s-name-too-long", where("models", rm.index, "name"), service))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))

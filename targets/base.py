@@ -27,6 +27,11 @@ class Capabilities:
     kv_tiers: bool = False
     routing: tuple[str, ...] = ("round-robin", "least-load")
     overflow: bool = False
+    engines: Optional[tuple[str, ...]] = None  # None: every engine stackc knows
+    weights: Optional[tuple[str, ...]] = None  # weight sources it can fetch; None: all
+    replica_spans_nodes: bool = True  # a single replica across nodes (pipeline parallel)
+    kubernetes: bool = False  # reads `kubernetes:` (GPU node labels, claims, chart-derived names)
+    gpu_sharing: bool = True  # several models' processes on one GPU, each with its memory share
 
 
 class Target:
@@ -69,6 +74,43 @@ class Target:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet express `routing: {f.detail}`", f.span,
                 label="not emitted yet", help=f"use `routing: {' or '.join(c.routing)}` for this target")
+        if f.name.startswith("engine-") and c.engines is not None and f.name[7:] not in c.engines:
+            return Diagnostic.error(
+                "SC605", f"the {t} target cannot run the `{f.name[7:]}` engine (model `{f.detail}`)", f.span,
+                label="not runnable here",
+                help=f"set `engine: {' or '.join(c.engines)}` for this model, or build it with the compose target")
+        if f.name.startswith("weights-") and c.weights is not None and f.name[8:] not in c.weights:
+            return Diagnostic.error(
+                "SC606", f"the {t} target cannot fetch `{f.name[8:]}` weights (model `{f.detail}`)", f.span,
+                label="not reachable from here",
+                help="publish the weights to a Hugging Face repository and use `hf:` weights")
+        if f.name == "replica-spans-nodes" and not c.replica_spans_nodes:
+            return Diagnostic.error(
+                "SC608", f"one replica of model `{f.detail}` needs more GPUs than a node has; the {t} target runs each replica on one node",
+                f.span, label="spans nodes", help="choose a node type with enough GPUs for one replica, or quantize the model to fit one node")
+        if f.name == "shared-gpu" and not c.gpu_sharing:
+            names, fits = f.detail.split(";")[0].split("+"), f.detail.endswith(";fits")
+            listed = ", ".join(f"`{n}`" for n in names)
+            if fits:
+                return Diagnostic.warning(
+                    "SC609", f"models {listed} share one GPU in the plan; the {t} target gives each pod whole GPUs", f.span,
+                    label="one GPU each here", help="nothing to do: the node still has a GPU for each (their memory shares stay as planned)")
+            return Diagnostic.error(
+                "SC609", f"models {listed} share one GPU in the plan; the {t} target gives each pod whole GPUs and they no longer fit",
+                f.span, label="one GPU each here", help="add a GPU (`hardware.gpus_per_node`) or drop one of these models for this target")
+        if c.kubernetes and f.name == "k8s-gpu-label-unknown":
+            label, gpu = f.detail.split(";")
+            return Diagnostic.error(
+                "SC607", f"the catalog has no `{label}` value for `{gpu}`; pods could not be placed on its nodes", f.span,
+                label="unknown node label", help=f"set `kubernetes.gpu_label_value` to the value your nodes carry (`kubectl get nodes -L {label}`)")
+        if c.kubernetes and f.name == "k8s-cache-read-write-once":
+            return Diagnostic.error(
+                "SC607", f"replicas of {f.detail} on several nodes would share a ReadWriteOnce model cache, which attaches to one node",
+                f.span, label="one node only", help="set `kubernetes.model_cache_access: ReadWriteMany` with a storage class that provides it (NFS, CephFS, EFS, Filestore)")
+        if c.kubernetes and f.name == "k8s-name-too-long":
+            return Diagnostic.error(
+                "SC607", f"the Service `{f.detail}` would be longer than a 63-character DNS label", f.span,
+                label="name too long", help="shorten the stack's or the model's name")
         if f.name == "overflow" and not c.overflow:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet express overflow to hosted APIs ({f.detail})", f.span,
