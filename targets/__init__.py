@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from .base import Artifacts, Capabilities, Target
 from .compose import ComposeTarget
+from .helm import HelmTarget
 
-REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(),)}
+REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(), HelmTarget())}
 
 
 def get(name: str) -> Target:
