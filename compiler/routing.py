@@ -1,8 +1,9 @@
-"""The router in front of each model's replicas: HAProxy, the same in every target.
+"""The router in front of each model's replicas: HAProxy, in every target that runs services
+itself (compose, systemd, terraform's hosts). On Kubernetes the chart's own router takes this
+role, configured with the same policy (docs/targets/helm.md): it finds the pods itself.
 
 One HAProxy process serves every model that runs more than one replica, with a frontend port
-and a backend per model, so `routing:` means the same thing in compose, systemd and
-Kubernetes:
+and a backend per model, so `routing:` means the same thing on every host:
 
 - `round-robin`: `balance roundrobin`;
 - `least-load`: `balance leastconn`, the replica with the fewest requests open (a streamed
@@ -17,7 +18,7 @@ balance factor sends a key elsewhere while its replica carries more than 1.5x th
 load. Health checks take loading or failed replicas out of rotation; a connection failure or a
 5xx is retried once on another replica before the gateway's overflow applies.
 
-Why HAProxy, not the vLLM production-stack router the chart runs: that router is published
+Why HAProxy, not the vLLM production-stack router the chart runs, outside Kubernetes: that router is published
 neither on PyPI nor as a Debian package (so it could not run under systemd without containers,
 nor be proven on loopback in CI), its image tags are rebuilt in place, and it has no
 least-load mode. PyPI's `vllm-router` (vllm-project/router) has no release image, hashes

@@ -186,3 +186,13 @@ def test_schema_catalog_explain():
 def test_no_color_when_not_a_terminal(tmp_path):
     result = run_cli("validate", "examples/invalid/sc1-duplicate-key.yaml")
     assert "\x1b[" not in result.output
+
+
+def test_build_help_names_every_target():
+    """The help text is static (so `--help` imports no target); it must still list them all."""
+    from stackc.targets import REGISTRY
+
+    result = run_cli("build", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert all(name in text for name in REGISTRY), text
