@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             job(f"build-{n}", f"stackc build --target compose --all-envs {tag}",
                 "stackc", ["build", str(spec), "--target", "compose", "--all-envs", "-o", str(tmp / f"out-{n}")],
                 note="writes every environment's files")
+            job(f"build-helm-{n}", f"stackc build --target helm --all-envs {tag}",
+                "stackc", ["build", str(spec), "--target", "helm", "--all-envs", "-o", str(tmp / f"out-helm-{n}")],
+                note="one values.yaml per environment")
         measure(jobs, args.repeat)
         if jobs.get("ex-build", {}).get("exit"):
             jobs["ex-build"]["note"] = f"exits {jobs['ex-build']['exit']}: {error_codes(jobs['ex-build']['argv'])}"
