@@ -39,6 +39,14 @@ class Endpoint:
         return f"http://{host}:{self.port}{self.path}"
 
 
+@dataclass(frozen=True)
+class Listen:
+    """Where a server in a config file listens: every interface of its own network namespace
+    (containers), or the address a host target binds it to."""
+
+    port: int
+
+
 EnvValue = Union[str, SecretRef, Endpoint]
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import images
-from .ir import ConfigFile, Endpoint, Health, Metrics, Mount, ServerPool, Service
+from .ir import ConfigFile, Endpoint, Health, Listen, Metrics, Mount, ServerPool, Service
 
 ROUTER = "router"
 ROUTER_CONFIG = "router/haproxy.cfg"
@@ -77,14 +77,14 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
              "inter", "5s", "fall", "3", "rise", "2"],
         ]},
         {"section": "frontend stats", "lines": [
-            ["bind", f":{STATS_PORT}"], ["monitor-uri", "/healthz"],
+            ["bind", Listen(STATS_PORT)], ["monitor-uri", "/healthz"],
             ["http-request", "use-service", "prometheus-exporter", "if", "{", "path", "/metrics", "}"]]},
     ]
     endpoints: dict[str, Endpoint] = {}
     for k, (model, replicas) in enumerate(sorted(groups.items())):
         port = FIRST_PORT + k
         endpoints[model] = Endpoint(ROUTER, port, "/v1")
-        sections.append({"section": f"frontend {model}", "lines": [["bind", f":{port}"], ["default_backend", model]]})
+        sections.append({"section": f"frontend {model}", "lines": [["bind", Listen(port)], ["default_backend", model]]})
         sections.append({"section": f"backend {model}", "lines": [
             *_balance(routing, session_key),
             *_health_check(replicas[0].health),

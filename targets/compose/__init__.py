@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackc import output
-from stackc.ir import ConfigFile, Deployment, Endpoint, SecretRef, ServerPool, Service
+from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 from stackc.units import GIB, MIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
@@ -57,6 +57,8 @@ class ComposeTarget(Target):
             return value.render(value.service)  # compose service names resolve on the project network
         if isinstance(value, SecretRef):
             return "${" + value.name + ":?" + value.name + " is not set: copy .env.example to .env and fill it in}"
+        if isinstance(value, Listen):  # every interface of the container's own network
+            return f":{value.port}"
         if isinstance(value, ServerPool):  # each replica is a service on the project network
             return [["server", name, f"{name}:{value.port}", "check"] for name in value.replicas]
         raise TypeError(f"no compose form for {value!r}")

@@ -3,7 +3,7 @@
 The spec is compiled by stackc as for any target; the router (HAProxy, Debian's package) and
 the gateway (LiteLLM, its PyPI release) then run from the generated configuration, with every
 symbolic address resolved to a loopback port: each engine replica and each hosted API is a
-`FakeBackend`. Only the listening addresses change (`bind :9000` becomes a free port on
+`FakeBackend`. Only the listening addresses change (each `Listen` becomes a free port on
 127.0.0.1); everything else is the bytes a target would write. Outbound HTTP from the gateway
 goes to a proxy address that refuses connections, so nothing leaves the machine.
 """
@@ -25,7 +25,7 @@ from typing import Any, Optional
 import pytest
 
 from stackc import output
-from stackc.ir import Deployment, Endpoint, SecretRef, ServerPool
+from stackc.ir import Deployment, Endpoint, Listen, SecretRef, ServerPool
 from stackc.pipeline import analyse, open_spec
 
 from .fake_openai import FakeBackend
@@ -92,6 +92,8 @@ class Loopback:
         if isinstance(value, ServerPool):
             return [["server", name, self.resolve(Endpoint(name, value.port, form="address")), "check"]
                     for name in value.replicas]
+        if isinstance(value, Listen):  # the router listens on a free loopback port instead of its own
+            return self.resolve(Endpoint("router", value.port, form="address"))
         raise TypeError(value)
 
     def _config(self, path: str) -> Any:
@@ -105,11 +107,6 @@ class Loopback:
         router = next((s for s in self.deployment.services if s.role == "router"), None)
         if router is not None:
             sections = self._config("router/haproxy.cfg")
-            for section in sections:  # listen on loopback ports instead of the service's own
-                for words in section["lines"]:
-                    if words[0] == "bind":
-                        port = int(words[1].lstrip(":"))
-                        words[1] = self.resolve(Endpoint("router", port, form="address"))
             cfg = self.workdir / "haproxy.cfg"
             cfg.write_text(output.to_haproxy(sections))
             check = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
