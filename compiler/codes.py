@@ -334,12 +334,14 @@ downloads a Hugging Face repository into the model's cache claim; weights from S
 path on the host are not reachable from a pod. Publish the weights to a (private) Hugging Face
 repository, or pre-fill a claim and name it in `kubernetes.model_cache_claim` with `hf:` weights.
 """),
-    "SC607": ("the cluster cannot be addressed as written", """
+    "SC607": ("the nodes cannot be addressed as written", """
 Kubernetes needs facts stackc cannot guess: the node label value that names the GPU (the
 catalog knows it for common GPUs and `nvidia.com/gpu.product`), a model-cache claim that replicas
 on several nodes can all mount (`ReadWriteMany`; a `ReadWriteOnce` volume attaches to one node,
 so replicas elsewhere hang in `ContainerCreating` with a multi-attach error), and names the chart
-derives that fit in a 63-character DNS label.
+derives that fit in a 63-character DNS label. The systemd target needs each node's private address
+(`systemd.node_addresses`) for a stack on several hosts: engines on the other nodes listen there,
+and the router and Prometheus on node-0 reach them there.
 """),
     "SC608": ("a replica spans nodes", """
 One replica of this model needs more GPUs than one node has, so vLLM would run pipeline

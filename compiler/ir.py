@@ -295,6 +295,39 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class HostRun:
+    """How a service runs on a host without an orchestrator (systemd, a cloud VM's boot): a
+    native command, or a container run by the host's runtime. Paths are the host's."""
+
+    argv: tuple[str, ...]  # the command, absolute program first
+    env: tuple[tuple[str, EnvValue], ...]
+    container: bool  # argv runs the container runtime (podman or docker)
+    bind: str  # the address it listens on
+    port: Optional[int]  # the host port it listens on
+    writable: tuple[str, ...] = ()  # host paths it writes
+    readable: tuple[str, ...] = ()  # host paths it reads beyond the system's
+    memory_max: int = 0  # bytes the service may use before the kernel stops it (0: no cap)
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """What a host target needs beyond the services: where things live on the host, who runs
+    them, which systemd it can count on. Resolved from `systemd:`."""
+
+    user: str
+    systemd_version: int
+    runtime: str  # podman | docker
+    config_dir: str
+    state_dir: str
+    cache_dir: str
+    node_addresses: tuple[str, ...]  # private addresses, node-0 first; () on one node
+    runs: tuple[tuple[str, HostRun], ...]  # per service name
+
+    def run(self, service: str) -> HostRun:
+        return dict(self.runs)[service]
+
+
+@dataclass(frozen=True)
 class Deployment:
     name: str
     environment: Optional[str]
@@ -307,6 +340,7 @@ class Deployment:
     features: tuple[Feature, ...]
     gateway_port: int
     cluster: Optional[Cluster] = None
+    hosts: Optional[Hosts] = None
     routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
     session_key: str = "x-session-id"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import components, routing
+from . import components, hosts as host_runs, routing
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
@@ -148,6 +148,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
 
     return Deployment(
         cluster=cluster(stack, plan),
+        hosts=host_runs.resolve(spec, project, services, volumes, stack.nodes),
         name=spec.name,
         environment=stack.environment,
         project=project,
@@ -310,6 +311,9 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
         if len(service) > 63:
             out.append(Feature("k8s-name-too-long", where("models", rm.index, "name"), service))
+    if stack.nodes > 1 and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
+        span = where("systemd", "node_addresses") if spec.systemd and spec.systemd.node_addresses else where("hardware", "nodes")
+        out.append(Feature("hosts-address-unknown", span, str(stack.nodes)))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))

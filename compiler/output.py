@@ -137,6 +137,37 @@ def to_haproxy(sections: list[dict]) -> str:
     return "\n".join(out)
 
 
+_UNIT_PLAIN = re.compile(r"^[A-Za-z0-9_@+=:,./-]+$")
+
+
+def unit_word(word: str) -> str:
+    """One word of a systemd command line or setting, quoted so systemd reads it back as it
+    is: no variable (`$`) or specifier (`%`) expansion, no splitting."""
+    if "\n" in word or "\r" in word or "\x00" in word:
+        raise ValueError(f"cannot write {word!r} into a unit file")
+    word = word.replace("%", "%%").replace("$", "$$")
+    if word and _UNIT_PLAIN.match(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_unit(sections: list[tuple[str, list[tuple[str, str]]]], header: str = "") -> str:
+    """A unit file from `(section, [(key, value)])`; values are already quoted where they must be."""
+    out = [header.rstrip("\n")] if header else []
+    for name, entries in sections:
+        if out:
+            out.append("")
+        out.append(f"[{name}]")
+        for key, value in entries:
+            if key.startswith("#"):
+                out.append(key)  # a comment that explains the setting after it
+                continue
+            if "\n" in value:
+                raise ValueError(f"cannot write {value!r} into a unit file")
+            out.append(f"{key}={value}")
+    return "\n".join(out) + "\n"
+
+
 def resolve(data: Any, resolver: Callable[[Any], Any]) -> Any:
     """Replace symbolic values (Endpoints, SecretRefs) everywhere in a data tree."""
     if isinstance(data, dict):

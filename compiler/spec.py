@@ -439,6 +439,30 @@ class Kubernetes(_Strict):
         False, description="Also emit the Secret `<stack>-secrets` with every declared key and empty values, to fill in after install.")
 
 
+HostPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/+-]*$", max_length=200)]
+IPv4 = Annotated[str, Field(pattern=r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$")]
+
+
+class Systemd(_Strict):
+    """Settings only the systemd target reads: where engines are installed, which systemd the hosts
+    run, and the nodes' private addresses."""
+
+    systemd_version: Annotated[int, Field(ge=252, le=999)] = Field(
+        252, description="The oldest systemd on the hosts; no newer directive is emitted (252: Debian 12).")
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,30}$")] = Field(
+        "stackc", description="The system user every service runs as; it owns the model cache.")
+    vllm_venv: HostPath = Field("/opt/stackc/vllm", description="The virtual environment vLLM is installed in.")
+    sglang_venv: HostPath = Field("/opt/stackc/sglang", description="The virtual environment SGLang is installed in.")
+    gateway_venv: HostPath = Field(
+        "/opt/stackc/litellm", description="The virtual environment of the gateway (`litellm[proxy]`, the release the images pin).")
+    llama_server: HostPath = Field("/usr/local/bin/llama-server", description="The `llama-server` binary.")
+    ollama: HostPath = Field("/usr/local/bin/ollama", description="The `ollama` binary.")
+    container_runtime: Literal["podman", "docker"] = Field(
+        "podman", description="Runs what does not ship natively (TGI, TensorRT-LLM, download jobs, Grafana, the DCGM exporter, Open WebUI).")
+    node_addresses: list[IPv4] = Field(
+        default_factory=list, description="The nodes' private addresses, node-0 first: required for more than one node.")
+
+
 class K8sSecret(_Strict):
     """Where a secret lives in Kubernetes, when not in `<stack>-secrets`."""
 
@@ -469,6 +493,7 @@ class Stack(_Strict):
     gateway: Optional[Gateway] = Field(None, description="The OpenAI-compatible gateway; default port 8080, no key, no UI.")
     observability: Optional[Observability] = Field(None, description="Metrics, dashboards and GPU metrics.")
     kubernetes: Optional[Kubernetes] = Field(None, description="Cluster settings for the helm target.")
+    systemd: Optional[Systemd] = Field(None, description="Host settings for the systemd target.")
     secrets: dict[SecretName, Optional[SecretDecl]] = Field(
         default_factory=dict, description="Declared secret names; values never appear in a spec or in any output."
     )
@@ -530,6 +555,7 @@ GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
 ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
 TieringOverlay = _partial(Tiering, name="TieringOverlay")
 KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
+SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
 
 
 class EnvironmentOverlay(_Strict):
@@ -542,6 +568,7 @@ class EnvironmentOverlay(_Strict):
     gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
     observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
     kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
+    systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
     secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
 
 

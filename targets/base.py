@@ -32,6 +32,7 @@ class Capabilities:
     replica_spans_nodes: bool = True  # a single replica across nodes (pipeline parallel)
     kubernetes: bool = False  # reads `kubernetes:` (GPU node labels, claims, chart-derived names)
     gpu_sharing: bool = True  # several models' processes on one GPU, each with its memory share
+    hosts: bool = False  # reads `systemd:` (node addresses for a stack over several hosts)
 
 
 class Target:
@@ -98,6 +99,11 @@ class Target:
             return Diagnostic.error(
                 "SC609", f"models {listed} share one GPU in the plan; the {t} target gives each pod whole GPUs and they no longer fit",
                 f.span, label="one GPU each here", help="add a GPU (`hardware.gpus_per_node`) or drop one of these models for this target")
+        if c.hosts and f.name == "hosts-address-unknown":
+            return Diagnostic.error(
+                "SC607", f"this stack runs on {f.detail} nodes; the {t} target needs each node's private address",
+                f.span, label="addresses unknown",
+                help=f"set `systemd.node_addresses` to the {f.detail} nodes' private addresses, node-0 first")
         if c.kubernetes and f.name == "k8s-gpu-label-unknown":
             label, gpu = f.detail.split(";")
             return Diagnostic.error(

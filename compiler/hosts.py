@@ -1,0 +1,219 @@
+"""How each service runs on a host without an orchestrator: the command, its environment, the
+address and port it listens on, and the host paths it reads and writes.
+
+Decided once here for every host target (systemd now; terraform's boot files reuse it):
+
+- engines that ship natively run from their install (`vllm serve` from a virtual environment,
+  SGLang's launcher, `llama-server`, `ollama serve`), with their GPUs pinned by
+  `CUDA_DEVICE_ORDER=PCI_BUS_ID` and `CUDA_VISIBLE_DEVICES`; TGI and TensorRT-LLM, the download
+  jobs, Grafana, the DCGM exporter and Open WebUI run in the pinned images through the host's
+  container runtime; the router (Debian's HAProxy), the gateway (LiteLLM's release in a virtual
+  environment) and Prometheus (Debian's package) run natively;
+- a container path in a command or a variable becomes the host path behind its mount: the model
+  cache under `/var/cache/stackc/<project>/models`, state under `/var/lib/stackc/<project>`,
+  config files under `/etc/stackc/<project>`;
+- there are no network namespaces on a host, so each engine replica gets its own port (8000 +
+  its index on the node) and binds the loopback address, or the node's private address where
+  the router and gateway run on another node; components listen where compose publishes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Optional
+
+from .ir import Endpoint, HostRun, Hosts, Service, Volume
+from .spec import Stack, Systemd
+
+FIRST_ENGINE_PORT = 8000
+MEMORY_HEADROOM = 1.25  # an engine's memory cap over the host memory the planner gave it
+LOOPBACK = "127.0.0.1"
+CACHE_VOLUME = "models"
+
+# engines that run from their own install, and the program that replaces the image's entrypoint
+NATIVE_ENGINES = ("vllm", "sglang", "llama.cpp", "ollama")
+# how a component is told where to listen: flags it takes, or variables it reads
+LISTEN_FLAGS = {"gateway": ("--host", "--port")}
+LISTEN_ARG = {"metrics": "--web.listen-address={bind}:{port}"}
+LISTEN_ENV = {"dashboards": (("GF_SERVER_HTTP_ADDR", "{bind}"), ("GF_SERVER_HTTP_PORT", "{port}")),
+              "ui": (("HOST", "{bind}"), ("PORT", "{port}")),
+              "gpu-metrics": (("DCGM_EXPORTER_LISTEN", "{bind}:{port}"),)}
+NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("/usr/bin/prometheus",)}
+
+
+def settings(spec: Stack) -> Systemd:
+    return spec.systemd or Systemd()
+
+
+def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Volume], nodes: int) -> Hosts:
+    s = settings(spec)
+    root = Hosts(user=s.user, systemd_version=s.systemd_version, runtime=s.container_runtime,
+                 config_dir=f"/etc/stackc/{project}", state_dir=f"/var/lib/stackc/{project}",
+                 cache_dir=f"/var/cache/stackc/{project}", node_addresses=tuple(s.node_addresses), runs=())
+    front = next((x.node for x in services if x.role == "gateway"), "node-0")
+    ports: dict[str, int] = {}
+    for node in sorted({x.node for x in services}):
+        engines = [x for x in services if x.role == "engine" and x.node == node]
+        ports.update({x.name: FIRST_ENGINE_PORT + i for i, x in enumerate(engines)})
+    runs = []
+    for x in services:
+        bind, port = listen_address(x, ports, front, root)
+        runs.append((x.name, host_run(x, s, root, bind, port)))
+    return replace(root, runs=tuple(runs))
+
+
+def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) -> tuple[str, Optional[int]]:
+    """Loopback beside the router, gateway and Prometheus; the node's private address on the
+    other nodes, where they reach it from; where compose publishes it, for what users reach."""
+    inside = LOOPBACK if x.node == front or not hosts.node_addresses else node_address(hosts, x.node)
+    if x.role == "engine":
+        return inside, ports[x.name]
+    if x.published:
+        p = x.published[0]
+        return p.host_ip or "0.0.0.0", p.host_port
+    return inside, x.port
+
+
+def node_address(hosts: Hosts, node: str) -> str:
+    index = int(node.rsplit("-", 1)[1])
+    return hosts.node_addresses[index] if index < len(hosts.node_addresses) else LOOPBACK
+
+
+def mounts(x: Service, hosts: Hosts) -> list[tuple[str, str, bool]]:
+    """(container path, host path, writable) for each of the service's mounts."""
+    out = []
+    for m in x.mounts:
+        if m.kind == "volume":
+            base = hosts.cache_dir if m.source == CACHE_VOLUME else hosts.state_dir
+            out.append((m.target, f"{base}/{m.source}", not m.read_only))
+        elif m.kind == "file":
+            out.append((m.target, f"{hosts.config_dir}/{m.source}", False))
+        else:
+            out.append((m.target, m.source, not m.read_only))
+    return sorted(out, key=lambda t: -len(t[0]))  # the longest container path first
+
+
+def remap(text: str, table: list[tuple[str, str, bool]]) -> str:
+    """Container paths inside a value (a flag, `--x=/path`, `file:///path/`, a shell line) as host paths."""
+    for inside, outside, _ in table:
+        text = re.sub(r"(?<![\w.-])" + re.escape(inside) + r"(?=/|$|[^\w.-])", outside, text)
+    return text
+
+
+def host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
+    table = mounts(x, hosts)
+    writable = tuple(sorted({h for _, h, w in table if w}))
+    readable = tuple(sorted({h for _, h, w in table if not w}))
+    env = [(k, remap(v, table) if isinstance(v, str) else v) for k, v in x.env]
+    args = [remap(a, table) for a in x.command]
+    home = f"{hosts.state_dir}/{x.group or x.name}"
+    engine = x.engine.engine if x.engine else None
+    if x.role == "engine" and engine in NATIVE_ENGINES:
+        assert x.engine is not None and port is not None
+        argv, env = native_engine(engine, s, args, env, bind, port)
+        if x.gpus is not None:
+            visible = ",".join(map(str, x.gpus.indices))
+            env += [("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+                    ("ROCR_VISIBLE_DEVICES" if x.gpus.vendor == "amd" else "CUDA_VISIBLE_DEVICES", visible)]
+        env += [("HOME", home), ("XDG_CACHE_HOME", f"{hosts.cache_dir}/{x.group or x.name}")]
+        return HostRun(tuple(argv), tuple(env), False, bind, port,
+                       tuple(sorted(set(writable) | {home, f"{hosts.cache_dir}/{x.group or x.name}"})), readable,
+                       int(x.resources.memory_bytes * MEMORY_HEADROOM))
+    if x.role == "gateway":
+        flag_host, flag_port = LISTEN_FLAGS["gateway"]
+        argv = [f"{s.gateway_venv}/bin/litellm", *args, flag_host, bind]
+        argv = _set_flag(argv, flag_port, str(port))
+        env += [("HOME", home)]
+        return HostRun(tuple(argv), tuple(env), False, bind, port, tuple(sorted(set(writable) | {home})), readable)
+    if x.role in NATIVE_COMPONENTS:
+        program = list(NATIVE_COMPONENTS[x.role])
+        if x.role == "router":
+            cfg = next(h for inside, h, _ in table if inside.endswith("haproxy.cfg"))
+            argv = program + [cfg]
+        else:
+            argv = program + args + [LISTEN_ARG[x.role].format(bind=bind, port=port)]
+        return HostRun(tuple(argv), tuple(env), False, bind, port, writable, readable)
+    return container_run(x, hosts, table, list(x.env), bind, port, writable, readable)
+
+
+def native_engine(engine: str, s: Systemd, args: list[str], env: list, bind: str, port: int) -> tuple[list[str], list]:
+    if engine == "vllm":
+        return [f"{s.vllm_venv}/bin/vllm", "serve", *_listen(args, bind, port)], env
+    if engine == "sglang":
+        return [f"{s.sglang_venv}/bin/python3", "-m", "sglang.launch_server", *_listen(args, bind, port)], env
+    if engine == "llama.cpp":  # one shell line that finds the GGUF file after the download
+        line = args[0].replace("/app/llama-server", s.llama_server, 1)
+        line = re.sub(r"--host \S+", f"--host {bind}", line)
+        line = re.sub(r"--port \S+", f"--port {port}", line)
+        return ["/bin/sh", "-c", line], env
+    env = [(k, f"{bind}:{port}" if k == "OLLAMA_HOST" else v) for k, v in env]
+    return [s.ollama, *args], env
+
+
+def _listen(args: list[str], bind: str, port: int) -> list[str]:
+    return _set_flag(_set_flag(args, "--host", bind), "--port", str(port))
+
+
+def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    out = list(args)
+    if flag in out:
+        out[out.index(flag) + 1] = value
+    elif any(a.startswith(flag + "=") for a in out):
+        out = [f"{flag}={value}" if a.startswith(flag + "=") else a for a in out]
+    else:
+        out += [flag, value]
+    return out
+
+
+def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], env: list, bind: str,
+                  port: Optional[int], writable: tuple[str, ...], readable: tuple[str, ...]) -> HostRun:
+    """The image through the host's runtime: the service's name, its mounts at the host paths,
+    its variables passed by name (values stay in the unit's environment, never on the command
+    line), GPUs by CDI device."""
+    argv = [f"/usr/bin/{hosts.runtime}", "run", "--rm", "--name", container_name(hosts, x), "--pull=missing"]
+    if x.role == "engine":
+        if port is not None and x.port is not None:
+            argv += ["--publish", f"{bind}:{port}:{x.port}"]
+    else:
+        argv += ["--network=host"]  # components reach the native services on loopback
+    if x.gpus is not None:
+        argv += [f"--device=nvidia.com/gpu={i}" for i in x.gpus.indices]
+    elif x.role == "gpu-metrics":
+        argv += ["--device=nvidia.com/gpu=all"]
+    if x.resources.shm_bytes:
+        argv += [f"--shm-size={x.resources.shm_bytes // 2**20}m"]
+    if x.resources.ipc_host:
+        argv += ["--ipc=host"]
+    argv += [f"--cap-add={c}" for c in x.resources.cap_add]
+    for inside, outside, writable_mount in sorted(table):
+        option = ":ro" if not writable_mount else ""
+        if writable_mount and hosts.runtime == "podman" and not outside.startswith(hosts.cache_dir):
+            option = ":U"  # the component's state, owned by the user its image runs as
+        argv += ["--volume", f"{outside}:{inside}{option}"]
+    for key, fmt in LISTEN_ENV.get(x.role, ()):
+        env.append((key, fmt.format(bind=bind, port=port)))
+    argv += [a for k, _ in env for a in ("--env", k)]
+    if x.entrypoint is not None:
+        argv += ["--entrypoint", x.entrypoint[0]]
+    argv.append(x.image)
+    if x.entrypoint is not None:
+        argv += list(x.entrypoint[1:])
+    argv += list(x.command)  # the container sees its own paths
+    return HostRun(tuple(argv), tuple(env), True, bind, port, writable, readable)
+
+
+def container_name(hosts: Hosts, x: Service) -> str:
+    return f"{hosts.config_dir.rsplit('/', 1)[1]}-{x.name}"
+
+
+def endpoint_address(e: Endpoint, consumer: Service, services: dict[str, Service], hosts: Hosts) -> tuple[str, int]:
+    """Where `consumer` reaches `e` on a host: loopback on its own node, the node's address on another."""
+    target = services[e.service]
+    run = hosts.run(e.service)
+    port = run.port if run.port is not None else e.port
+    if target.node == consumer.node:
+        host = LOOPBACK if run.bind in (LOOPBACK, "0.0.0.0") else run.bind
+    else:
+        host = node_address(hosts, target.node)
+    return host, port
