@@ -6,8 +6,9 @@ from __future__ import annotations
 from .base import Artifacts, Capabilities, Target
 from .compose import ComposeTarget
 from .helm import HelmTarget
+from .systemd import SystemdTarget
 
-REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(), HelmTarget())}
+REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(), HelmTarget(), SystemdTarget())}
 
 
 def get(name: str) -> Target:

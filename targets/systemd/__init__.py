@@ -1,0 +1,106 @@
+"""The systemd target: per node, one unit per service, a `<project>.target`, the config files, a
+`secrets.env.example` and an idempotent `install.sh`.
+
+A translation of the IR and of each service's host run (`stackc.hosts`): the command, its
+environment and paths come from there; this module writes them as units, adds the
+dependencies, restart policy, start-up budget and the hardening that fits the kind of service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackc import output
+from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
+
+from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
+from . import install, units
+
+
+class SystemdTarget(Target):
+    name = "systemd"
+    description = "systemd units on GPU hosts: engines natively, the rest native or in pinned containers"
+    capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
+                                routing=ROUTING_MODES, overflow=True, hosts=True)
+
+    def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
+        assert dep.hosts is not None
+        nodes = sorted({s.node for s in dep.services})
+        files: Artifacts = {}
+        for node in nodes:
+            prefix = "" if len(dep.nodes) == 1 else f"{node}/"
+            for path, data in self.node_files(dep, node, spec_name).items():
+                files[prefix + path] = data
+        return files
+
+    def node_files(self, dep: Deployment, node: str, spec_name: str) -> Artifacts:
+        assert dep.hosts is not None
+        services = {s.name: s for s in dep.services}
+        # each host has its own model cache: a model's download runs on every node with its replicas
+        groups = {s.group for s in dep.services if s.role == "engine" and s.node == node}
+        here = [s for s in dep.services if s.node == node or (s.role == "model-download" and s.group in groups)]
+        out: Artifacts = {}
+        for s in here:
+            out[f"units/{units.unit_name(dep, s)}"] = units.service_unit(
+                dep, s, spec_name, lambda e, s=s: self.address(e, s, services, dep)).encode()
+        out[f"units/{dep.project}.target"] = units.target_unit(dep, here, spec_name).encode()
+        wanted = {m.source for s in here for m in s.mounts if m.kind == "file"}
+        for f in dep.files:
+            if any(f.path == w or f.path.startswith(w + "/") for w in wanted):
+                consumer = next(s for s in here for m in s.mounts if m.kind == "file"
+                                and (f.path == m.source or f.path.startswith(m.source + "/")))
+                out[f"config/{f.path}"] = self.config_file(f, consumer, services, dep)
+        secrets = sorted({v.name for s in here for _, v in s.env if isinstance(v, SecretRef)})
+        out["secrets.env.example"] = self.secrets_example(dep, secrets).encode()
+        out["install.sh"] = install.script(dep, node, sorted(out), [s.name for s in here]).encode()
+        return out
+
+    # ---- addresses and config files, as this host sees them
+
+    def address(self, e: Endpoint, consumer: Service, services: dict[str, Service], dep: Deployment) -> str:
+        from stackc.hosts import endpoint_address
+
+        assert dep.hosts is not None
+        host, port = endpoint_address(e, consumer, services, dep.hosts)
+        return Endpoint(e.service, port, e.path, e.form).render(host)
+
+    def config_file(self, f: ConfigFile, consumer: Service, services: dict[str, Service], dep: Deployment) -> bytes:
+        from stackc.hosts import endpoint_address
+
+        assert dep.hosts is not None
+        hosts = dep.hosts
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, Endpoint):
+                return self.address(value, consumer, services, dep)
+            if isinstance(value, Listen):
+                return f"{hosts.run(consumer.name).bind}:{value.port}"
+            if isinstance(value, ServerPool):
+                lines = []
+                for name in value.replicas:
+                    host, port = endpoint_address(Endpoint(name, value.port), consumer, services, hosts)
+                    lines.append(["server", name, f"{host}:{port}", "check"])
+                return lines
+            if isinstance(value, SecretRef):
+                raise TypeError(f"a secret ({value.name}) inside a config file")
+            raise TypeError(f"no systemd form for {value!r}")
+
+        content = output.resolve(f.content, resolve)
+        if f.format == "yaml":
+            return output.to_yaml(content).encode()
+        if f.format == "json":
+            return output.to_json(content).encode()
+        if f.format == "haproxy":
+            return output.to_haproxy(content).encode()
+        return str(content).encode()
+
+    def secrets_example(self, dep: Deployment, names: list[str]) -> str:
+        assert dep.hosts is not None
+        lines = [f"# Secrets for `{dep.project}` on this node. Fill in a copy at {dep.hosts.config_dir}/secrets.env",
+                 "# (root-owned, mode 0600; install.sh creates it empty). stackc writes no values anywhere.", ""]
+        described = {d.name: d.description for d in dep.secrets}
+        for name in names:
+            if described.get(name):
+                lines.append("# " + " ".join(described[name].split()))
+            lines.append(f"{name}=")
+        return "\n".join(lines) + "\n"
