@@ -14,7 +14,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 MANIFEST = ".stackc-manifest.json"
 
@@ -325,3 +325,116 @@ def _prune(out_dir: str, directory: str) -> None:
         except OSError:
             return
         directory = os.path.dirname(directory)
+
+
+# ---------------------------------------------------------------------------------------------
+# HCL (Terraform), written as `terraform fmt` writes it
+
+
+@dataclass(frozen=True)
+class Raw:
+    """An HCL expression written as is: a reference, a function call (`var.region`, `file(...)`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Block:
+    type: str
+    labels: tuple[str, ...] = ()
+    body: tuple[Any, ...] = ()  # (name, value) attributes, Blocks, Comment, BLANK
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+
+
+BLANK = Comment("")
+
+
+def hcl_string(text: str) -> str:
+    """A quoted HCL string: JSON's escapes, and `${`/`%{` kept literal."""
+    out = json.dumps(text, ensure_ascii=False)
+    return out.replace("${", "$${").replace("%{", "%%{")
+
+
+def _hcl_key(key: str) -> str:
+    return key if re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", key) else hcl_string(key)
+
+
+def _hcl_inline(value: Any) -> Optional[str]:
+    """A value on one line, or None when it spans lines (a non-empty object)."""
+    if isinstance(value, Raw):
+        return value.text
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return hcl_string(value)
+    if isinstance(value, (list, tuple)):
+        items = [_hcl_inline(v) for v in value]
+        if all(i is not None for i in items):
+            return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
+        return None
+    if isinstance(value, dict):
+        return "{}" if not value else None
+    raise TypeError(f"cannot write {type(value).__name__} as HCL")
+
+
+def _hcl_body(items: list, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(k) for k, _ in run), default=0)
+        out.extend(f"{pad}{k.ljust(width)} = {v}" for k, v in run)
+        run.clear()
+
+    for item in items:
+        if isinstance(item, tuple):
+            key, value = _hcl_key(item[0]), item[1]
+            inline = _hcl_inline(value)
+            if inline is not None:
+                run.append((key, inline))
+                continue
+            flush()
+            if isinstance(value, dict):
+                out.append(f"{pad}{key} = {{")
+                _hcl_body(list(value.items()), indent + 1, out)
+                out.append(pad + "}")
+            else:  # a list holding objects
+                out.append(f"{pad}{key} = [")
+                for v in value:
+                    out.append(f"{pad}  {{")
+                    _hcl_body(list(v.items()), indent + 2, out)
+                    out.append(f"{pad}  }},")
+                out.append(pad + "]")
+            continue
+        flush()
+        if isinstance(item, Comment):
+            out.append(f"{pad}# {item.text}".rstrip() if item.text else "")
+        elif isinstance(item, Block):
+            labels = "".join(f" {hcl_string(label)}" for label in item.labels)
+            if not item.body:
+                out.append(f"{pad}{item.type}{labels} {{}}")
+                continue
+            out.append(f"{pad}{item.type}{labels} {{")
+            _hcl_body(list(item.body), indent + 1, out)
+            out.append(pad + "}")
+        else:
+            raise TypeError(f"cannot write {item!r} as HCL")
+    flush()
+
+
+def to_hcl(items: list, header: str = "") -> str:
+    """A Terraform file: top-level blocks separated by one blank line, as `terraform fmt` keeps them."""
+    out: list[str] = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
+    for i, item in enumerate(items):
+        if out and not (i and isinstance(items[i - 1], Comment) and items[i - 1].text):
+            out.append("")  # a comment sits right above what it explains
+        _hcl_body([item], 0, out)
+    return "\n".join(out) + "\n"
