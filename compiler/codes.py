@@ -355,6 +355,11 @@ run them. Kubernetes hands GPUs to pods whole (`nvidia.com/gpu: 1`) unless the c
 them (MIG, time-slicing), so on the helm target each of these models takes a GPU of its own:
 a warning while the hardware still has enough GPUs, an error when it does not.
 """),
+    "SC610": ("the target provisions cloud machines", """
+The terraform target writes a module that creates the stack's machines on a cloud: it needs
+`hardware.provider` (`aws` today) and `hardware.region`. A stack on your own servers is built with
+the systemd or compose target instead.
+"""),
     # ---------------------------------------------------------------- SC7xx safety
     "SC701": ("secret written inline", """
 A field that holds a credential (an API key, a Redis URL with a password) has a literal value.

@@ -46,11 +46,22 @@ def settings(spec: Stack) -> Systemd:
     return spec.systemd or Systemd()
 
 
-def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Volume], nodes: int) -> Hosts:
+def cloud_addresses(spec: Stack, nodes: int) -> tuple[str, ...]:
+    """On a cloud the module places node i at .10+i of its subnet (`terraform.subnet_cidr`)."""
+    from .spec import Terraform
+
+    cidr = (spec.terraform or Terraform()).subnet_cidr
+    base = cidr.split("/")[0].rsplit(".", 1)[0]
+    return tuple(f"{base}.{10 + i}" for i in range(nodes))
+
+
+def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Volume], nodes: int,
+            cloud: bool = False) -> Hosts:
     s = settings(spec)
+    addresses = tuple(s.node_addresses) or (cloud_addresses(spec, nodes) if cloud else ())
     root = Hosts(user=s.user, systemd_version=s.systemd_version, runtime=s.container_runtime,
                  config_dir=f"/etc/stackc/{project}", state_dir=f"/var/lib/stackc/{project}",
-                 cache_dir=f"/var/cache/stackc/{project}", node_addresses=tuple(s.node_addresses), runs=())
+                 cache_dir=f"/var/cache/stackc/{project}", node_addresses=addresses, runs=())
     front = next((x.node for x in services if x.role == "gateway"), "node-0")
     ports: dict[str, int] = {}
     for node in sorted({x.node for x in services}):

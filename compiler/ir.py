@@ -254,6 +254,8 @@ class Node:
     usd_per_hour: Optional[float]
     host_memory_bytes: int = 0  # what the replicas placed here need (engines, CPU tiers, offloaded layers)
     kv_disk_bytes: int = 0  # disk-tier space the replicas placed here need under the tiers' paths
+    spot: bool = False
+    cache_bytes: int = 0  # the model cache this node fills (the weights of the models placed here)
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,15 @@ class Hosts:
 
 
 @dataclass(frozen=True)
+class Provisioning:
+    """What a cloud target needs beyond the nodes: the subnet the nodes' addresses come from and
+    the disk before the model cache is added. Resolved from `terraform:`."""
+
+    subnet_cidr: str
+    root_volume_gib: int
+
+
+@dataclass(frozen=True)
 class Deployment:
     name: str
     environment: Optional[str]
@@ -341,6 +352,7 @@ class Deployment:
     gateway_port: int
     cluster: Optional[Cluster] = None
     hosts: Optional[Hosts] = None
+    provisioning: Optional[Provisioning] = None
     routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
     session_key: str = "x-session-id"
 

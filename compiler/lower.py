@@ -15,11 +15,11 @@ from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
 from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
-                 Node, Replicas, SecretDecl, SecretRef, Service, Volume)
+                 Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from .planner import ModelPlan, Plan, Settings
 from .resolve import ResolvedModel, ResolvedStack
-from .spec import Kubernetes
+from .spec import Kubernetes, Terraform
 
 CACHE_VOLUME = "models"
 CACHE_DIR = "/models"
@@ -99,15 +99,20 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     assert where is not None
     project = spec.name if stack.environment is None else f"{spec.name}-{stack.environment}"
     needs = {n.node: n for n in plan.nodes}
+    hf_token = "HF_TOKEN" in spec.secrets
+    placement = place_plan(plan) or {}
+    cache = {n: 0 for n in range(stack.nodes)}  # each node's own model cache holds what runs there
+    for mp in plan.models:
+        for node in {piece[0] for replica in placement.get(mp.model.name, []) for piece in replica}:
+            cache[node] += int(mp.download_bytes * 1.1)
     nodes = tuple(
         Node(f"node-{n}", stack.gpu.id, stack.gpu.vendor, stack.gpus_per_node, stack.provider, stack.region,
              plan.instance.name if plan.instance else None,
              plan.instance.price_usd_per_hour if plan.instance else None,
-             needs[n].memory_bytes if n in needs else 0, needs[n].disk_bytes if n in needs else 0)
+             needs[n].memory_bytes if n in needs else 0, needs[n].disk_bytes if n in needs else 0, stack.spot,
+             cache[n])
         for n in range(stack.nodes)
     )
-    hf_token = "HF_TOKEN" in spec.secrets
-    placement = place_plan(plan) or {}
 
     services: list[Service] = []
     files: list[ConfigFile] = []
@@ -148,7 +153,8 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
 
     return Deployment(
         cluster=cluster(stack, plan),
-        hosts=host_runs.resolve(spec, project, services, volumes, stack.nodes),
+        hosts=host_runs.resolve(spec, project, services, volumes, stack.nodes, cloud=stack.provider != "on-prem"),
+        provisioning=Provisioning((spec.terraform or Terraform()).subnet_cidr, (spec.terraform or Terraform()).root_volume_gib),
         name=spec.name,
         environment=stack.environment,
         project=project,
@@ -311,7 +317,11 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
         if len(service) > 63:
             out.append(Feature("k8s-name-too-long", where("models", rm.index, "name"), service))
-    if stack.nodes > 1 and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
+    if stack.provider == "on-prem":
+        out.append(Feature("on-prem", where("hardware", "provider") or where("hardware", key=True), ""))
+    else:
+        out.append(Feature(f"provider-{stack.provider}", where("hardware", "provider"), stack.provider))
+    if stack.nodes > 1 and stack.provider == "on-prem" and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
         span = where("systemd", "node_addresses") if spec.systemd and spec.systemd.node_addresses else where("hardware", "nodes")
         out.append(Feature("hosts-address-unknown", span, str(stack.nodes)))
     if stack.nodes > 1:

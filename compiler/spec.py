@@ -463,6 +463,16 @@ class Systemd(_Strict):
         default_factory=list, description="The nodes' private addresses, node-0 first: required for more than one node.")
 
 
+class Terraform(_Strict):
+    """Settings only the terraform target reads."""
+
+    subnet_cidr: Annotated[str, Field(pattern=r"^10\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.0/(1[6-9]|2[0-4])$")] = Field(
+        "10.42.0.0/24", description="The nodes' subnet (created by the module, or the existing one its variables name); "
+        "node i gets the address .10+i in it.")
+    root_volume_gib: Annotated[int, Field(ge=50, le=16384)] = Field(
+        100, description="Disk for the system, engines and their caches, before the model cache and the KV-cache disk tier are added.")
+
+
 class K8sSecret(_Strict):
     """Where a secret lives in Kubernetes, when not in `<stack>-secrets`."""
 
@@ -494,6 +504,7 @@ class Stack(_Strict):
     observability: Optional[Observability] = Field(None, description="Metrics, dashboards and GPU metrics.")
     kubernetes: Optional[Kubernetes] = Field(None, description="Cluster settings for the helm target.")
     systemd: Optional[Systemd] = Field(None, description="Host settings for the systemd target.")
+    terraform: Optional[Terraform] = Field(None, description="Cloud settings for the terraform target.")
     secrets: dict[SecretName, Optional[SecretDecl]] = Field(
         default_factory=dict, description="Declared secret names; values never appear in a spec or in any output."
     )
@@ -556,6 +567,7 @@ ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
 TieringOverlay = _partial(Tiering, name="TieringOverlay")
 KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
 SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
+TerraformOverlay = _partial(Terraform, name="TerraformOverlay")
 
 
 class EnvironmentOverlay(_Strict):
@@ -569,6 +581,7 @@ class EnvironmentOverlay(_Strict):
     observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
     kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
     systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
+    terraform: Optional[TerraformOverlay] = Field(None, description="Changes to `terraform:`.")  # type: ignore[valid-type]
     secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
 
 

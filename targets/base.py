@@ -33,6 +33,7 @@ class Capabilities:
     kubernetes: bool = False  # reads `kubernetes:` (GPU node labels, claims, chart-derived names)
     gpu_sharing: bool = True  # several models' processes on one GPU, each with its memory share
     hosts: bool = False  # reads `systemd:` (node addresses for a stack over several hosts)
+    providers: Optional[tuple[str, ...]] = None  # clouds it provisions; None: it provisions nothing
 
 
 class Target:
@@ -99,6 +100,14 @@ class Target:
             return Diagnostic.error(
                 "SC609", f"models {listed} share one GPU in the plan; the {t} target gives each pod whole GPUs and they no longer fit",
                 f.span, label="one GPU each here", help="add a GPU (`hardware.gpus_per_node`) or drop one of these models for this target")
+        if c.providers is not None and f.name == "on-prem":
+            return Diagnostic.error(
+                "SC610", f"the {t} target creates cloud machines; this stack runs on your own servers", f.span,
+                label="no cloud here", help="set `hardware.provider: aws` and `hardware.region`, or build with the systemd target")
+        if c.providers is not None and f.name.startswith("provider-") and f.detail not in c.providers:
+            return Diagnostic.error(
+                "SC604", f"the {t} target does not yet emit for `{f.detail}`", f.span, label="not emitted yet",
+                help=f"use `provider: {' or '.join(c.providers)}`, or build the hosts' units with the systemd target")
         if c.hosts and f.name == "hosts-address-unknown":
             return Diagnostic.error(
                 "SC607", f"this stack runs on {f.detail} nodes; the {t} target needs each node's private address",
