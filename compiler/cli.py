@@ -164,7 +164,7 @@ def validate(
 @_guard
 def build(
     stack: str = typer.Argument(..., help="The stack spec (YAML)."),
-    target: str = typer.Option(..., "--target", "-t", help="compose, helm, systemd, or all (one subdirectory per target)."),
+    target: str = typer.Option(..., "--target", "-t", help="compose, helm, systemd, terraform, or all (one subdirectory per target)."),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Build one environment."),
     all_envs: bool = typer.Option(False, "--all-envs", help="Build every environment into DIR/<env>/."),
     out: str = typer.Option("out", "--output", "-o", help="Output directory (default: ./out)."),

@@ -7,8 +7,9 @@ from .base import Artifacts, Capabilities, Target
 from .compose import ComposeTarget
 from .helm import HelmTarget
 from .systemd import SystemdTarget
+from .terraform import TerraformTarget
 
-REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(), HelmTarget(), SystemdTarget())}
+REGISTRY: dict[str, Target] = {t.name: t for t in (ComposeTarget(), HelmTarget(), SystemdTarget(), TerraformTarget())}
 
 
 def get(name: str) -> Target:

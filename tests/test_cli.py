@@ -144,8 +144,13 @@ def test_check_reports_missing_changed_and_stale(tmp_path):
 
 def test_target_all_writes_one_directory_per_target(tmp_path):
     out = tmp_path / "out"
-    assert run_cli("build", "examples/chatbot-8b-l40s.yaml", "--target", "all", "-o", str(out)).exit_code == 0
-    assert (out / "compose" / "compose.yaml").exists()
+    result = run_cli("build", "examples/moe-deepseek-r1-8xh200.yaml", "--target", "all", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "compose" / "compose.yaml").exists() and (out / "helm" / "values.yaml").exists()
+    assert (out / "systemd" / "install.sh").exists() and (out / "terraform" / "main.tf").exists()
+    # a target that cannot express the stack stops the whole build: nothing is written
+    assert run_cli("build", "examples/chatbot-8b-l40s.yaml", "--target", "all", "-o", str(tmp_path / "x")).exit_code == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_plan_json_has_the_contract_keys():

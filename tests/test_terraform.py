@@ -1,0 +1,293 @@
+"""The terraform target: modules `terraform fmt` leaves alone (checked by Terraform where it is
+installed, by the formatting rules everywhere), that an HCL parser reads, that `terraform
+validate` accepts with the AWS provider where a mirror of it is on the machine, that use only
+arguments the provider has, with no unexplained high finding of a policy scan, no secret value
+anywhere, and a first-boot script that is valid shell and fits in user data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackc.diagnostics import render_full
+from stackc.pipeline import analyse, emit, open_spec
+from stackc.targets.terraform.arguments import ARGUMENTS, META_ARGUMENTS
+
+from .conftest import MINIMAL, ROOT, example_specs, run_tool, tool, write_spec
+
+SECRET_VALUE = "stackc-test-secret-{name}-4f1d"
+
+
+def terraform_builds() -> list[tuple[str, dict[str, bytes], list[str]]]:
+    out = []
+    for spec in example_specs():
+        session = open_spec(str(spec), f"examples/{spec.name}")
+        for env in [None, *session.environment_names]:
+            unit = analyse(session, env)
+            files, _ = emit(unit, "terraform", spec.name)
+            if files is not None:
+                out.append((f"{spec.stem}-{env or 'base'}", files, [d.name for d in unit.deployment.secrets]))
+    return out
+
+
+BUILDS = terraform_builds()
+IDS = [b[0] for b in BUILDS]
+
+
+def module_dir(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    d = tmp_path / "module"
+    for path, data in files.items():
+        (d / path).parent.mkdir(parents=True, exist_ok=True)
+        (d / path).write_bytes(data)
+    return d
+
+
+def tf_files(files: dict[str, bytes]) -> dict[str, str]:
+    return {p: d.decode() for p, d in files.items() if p.endswith(".tf")}
+
+
+def test_cloud_examples_build_for_terraform():
+    assert {b[0] for b in BUILDS} >= {"moe-deepseek-r1-8xh200-base", "cloud-aws-2x-l40s-base"}, IDS
+
+
+def terraform_env(tmp_path: Path) -> dict:
+    empty = tmp_path / "empty.tfrc"
+    empty.write_text("")
+    return {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": str(empty), "TF_IN_AUTOMATION": "1"}
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_terraform_fmt_changes_nothing(build, tmp_path):
+    terraform = shutil.which("terraform") or pytest.skip("terraform is not installed")
+    d = module_dir(tmp_path, build[1])
+    result = subprocess.run([terraform, "fmt", "-check", "-diff", "-no-color", "-recursive", str(d)],
+                            capture_output=True, text=True, env=terraform_env(tmp_path), timeout=60)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def canonical_problems(text: str) -> list[str]:
+    """The rules of `terraform fmt` stackc relies on, for machines without Terraform: two-space
+    indentation that follows the braces, no trailing blanks, one blank line at most, and the `=`
+    of consecutive one-line attributes in one column, one space after the longest name."""
+    problems, depth, run = [], 0, []
+    lines = text.split("\n")
+    assert lines[-1] == "", "a file ends with one newline"
+
+    def close_run() -> None:
+        if run:
+            width = max(len(name) for name, _ in run)
+            problems.extend(f"line {n}: `=` not aligned" for name, n in run
+                            if not re.match(rf"^\s*{re.escape(name)} {{{width - len(name) + 1}}}= ", lines[n - 1]))
+            run.clear()
+
+    for n, line in enumerate(lines[:-1], 1):
+        if line != line.rstrip():
+            problems.append(f"line {n}: trailing blank")
+        if n > 1 and line == "" and lines[n - 2] == "":
+            problems.append(f"line {n}: two blank lines")
+        stripped = line.strip()
+        if stripped.startswith(("}", "]")):
+            depth -= 1
+        if stripped and not line.startswith("  " * depth) or line.startswith("  " * depth + " "):
+            problems.append(f"line {n}: indentation")
+        attr = re.match(r"^\s*([\w\"\-:./]+)\s*= (.*)$", line)
+        if attr and not attr[2].endswith(("{", "[", "(")):
+            run.append((attr[1], n))
+        else:
+            close_run()
+        if stripped.endswith(("{", "[", "(")):
+            depth += 1
+    close_run()
+    return problems
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_modules_are_canonically_formatted_by_rule(build):
+    for path, text in tf_files(build[1]).items():
+        assert canonical_problems(text) == [], (path, canonical_problems(text)[:5])
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_an_hcl_parser_reads_every_file_and_only_known_arguments_are_used(build):
+    import hcl2
+
+    used = {}
+    for path, text in tf_files(build[1]).items():
+        doc = hcl2.loads(text)
+        for kind in ("resource", "data"):
+            for entry in doc.get(kind, []):
+                for type_, named in entry.items():
+                    for body in named.values():
+                        collect(body, ("data." if kind == "data" else "") + type_, used)
+    unknown = {f"{path}.{arg}" for path, args in used.items() for arg in args - ARGUMENTS.get(path, frozenset())}
+    assert not unknown, sorted(unknown)
+
+
+def collect(body: dict, path: str, used: dict) -> None:
+    for key, value in body.items():
+        if key in META_ARGUMENTS:
+            continue
+        used.setdefault(path, set()).add(key)
+        if f"{path}.{key}" in ARGUMENTS:  # a nested block, repeated or not
+            for item in value if isinstance(value, list) else [value]:
+                collect(item, f"{path}.{key}", used)
+
+
+def mirror() -> Path:
+    found = [Path(p) for p in ("/opt/tf-plugins", "/usr/share/terraform/plugins") if (Path(p) / "registry.terraform.io/hashicorp/aws").is_dir()]
+    if not shutil.which("terraform") or not found:
+        pytest.skip("terraform or a local mirror of the hashicorp/aws provider is not on this machine (validators.md)")
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def aws_schema(tmp_path_factory) -> dict:
+    plugins = mirror()
+    tmp = tmp_path_factory.mktemp("schema")
+    (tmp / "versions.tf").write_text('terraform {\n  required_providers {\n    aws = {\n      source  = "hashicorp/aws"\n'
+                                     '      version = ">= 5.100, < 7.0"\n    }\n  }\n}\n')
+    env = terraform_env(tmp)
+    subprocess.run(["terraform", f"-chdir={tmp}", "init", "-backend=false", "-input=false", "-no-color",
+                    f"-plugin-dir={plugins}"], check=True, capture_output=True, env=env, timeout=120)
+    out = subprocess.run(["terraform", f"-chdir={tmp}", "providers", "schema", "-json"], check=True,
+                         capture_output=True, env=env, timeout=120).stdout
+    return json.loads(out)["provider_schemas"]["registry.terraform.io/hashicorp/aws"]
+
+
+def test_the_argument_table_matches_the_providers_schema(aws_schema):
+    for path, args in ARGUMENTS.items():
+        parts = path.split(".")
+        kind = "data_source_schemas" if parts[0] == "data" else "resource_schemas"
+        parts = parts[1:] if parts[0] == "data" else parts
+        block = aws_schema[kind][parts[0]]["block"]
+        known: set[str] = set()
+        for nested in parts[1:]:
+            if nested in block.get("block_types", {}):
+                block = block["block_types"][nested]["block"]
+            else:  # a list of objects written as blocks (`route` of aws_route_table)
+                kind_, (_, fields) = block["attributes"][nested]["type"]
+                block, known = {}, set(fields)
+        known |= set(block.get("attributes", {})) | set(block.get("block_types", {}))
+        assert args <= known, (path, sorted(args - known))
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_terraform_validate_with_the_aws_provider(build, tmp_path):
+    plugins = mirror()
+    d = module_dir(tmp_path, build[1])
+    env = terraform_env(tmp_path)
+    init = subprocess.run(["terraform", f"-chdir={d}", "init", "-backend=false", "-input=false", "-no-color",
+                           f"-plugin-dir={plugins}"], capture_output=True, text=True, env=env, timeout=120)
+    assert init.returncode == 0, init.stdout + init.stderr
+    result = subprocess.run(["terraform", f"-chdir={d}", "validate", "-no-color", "-json"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    report = json.loads(result.stdout)
+    assert report["valid"] and report["error_count"] == 0 and report["warning_count"] == 0, report["diagnostics"]
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_policy_scan_has_no_unexplained_high_finding(build, tmp_path):
+    d = module_dir(tmp_path, {p: data for p, data in build[1].items() if p.endswith(".tf")})
+    result = run_tool(tool("trivy"), "config", "--skip-check-update", "--quiet", "--format", "json", str(d),
+                      env={"TRIVY_CACHE_DIR": str(tmp_path / ".trivy")})
+    assert result.returncode == 0 and "ERROR" not in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    assert any(r.get("MisconfSummary", {}).get("Successes", 0) > 20 for r in report.get("Results", [])), report
+    failed = [f"{m['ID']} {m['Severity']}: {m['Title']}" for r in report.get("Results", [])
+              for m in r.get("Misconfigurations") or [] if m["Severity"] in ("HIGH", "CRITICAL")]
+    assert not failed, failed
+    # every finding left in place is ignored at its resource with the reason on the line above
+    for path, text in tf_files(build[1]).items():
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if "trivy:ignore:" in line:
+                assert lines[i - 1].startswith("#") and "trivy:" not in lines[i - 1] and len(lines[i - 1]) > 20, (path, i)
+
+
+def render_boot(template: str, node: str, secrets: dict[str, str]) -> str:
+    """What Terraform's templatefile makes of boot.sh.tftpl (the subset it uses)."""
+    loop = re.search(r"%\{ for name, id in secrets ~\}\n(.*?)%\{ endfor ~\}\n", template, re.S)
+    assert loop, "the secrets loop"
+    body = "".join(loop[1].replace("${name}", name).replace("${id}", arn) for name, arn in secrets.items())
+    text = template[:loop.start()] + body + template[loop.end():]
+    text = text.replace("${node}", node).replace("${region}", "us-east-1").replace("${bucket}", "team-stack-1")
+    assert "${" not in text and "%{" not in text, "a template expression left over"
+    return text
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_boot_script_is_valid_shell_and_fits_in_user_data(build, tmp_path):
+    secrets = {name: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:x/{name}-AbCdEf" for name in build[2]}
+    script = tmp_path / "boot.sh"
+    script.write_text(render_boot(build[1]["boot.sh.tftpl"].decode(), "node-0", secrets))
+    syntax = run_tool("bash", "-n", str(script))
+    assert syntax.returncode == 0, syntax.stderr
+    check = run_tool(tool("shellcheck"), "--severity=warning", str(script))
+    assert check.returncode == 0, check.stdout
+    assert len(gzip.compress(script.read_bytes())) < 16384 * 3 // 4  # base64 of the gzip within 16 KB
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_no_secret_value_anywhere(build, tmp_path):
+    """With the secrets set in the environment of the build, no value reaches a file or the boot."""
+    env = {name: SECRET_VALUE.format(name=name) for name in build[2]}
+    spec = next(s for s in example_specs() if build[0].startswith(s.stem))
+    d = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "stackc", "build", str(spec), "--target", "terraform", "-o", str(d)],
+                            capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    texts = [p.read_text() for p in d.rglob("*") if p.is_file()]
+    texts.append(render_boot((d / "boot.sh.tftpl").read_text(), "node-0", {n: "arn" for n in build[2]}))
+    assert texts and not [v for v in env.values() for t in texts if v in t]
+
+
+# ---- what the target refuses, and what it writes for the plan
+
+
+def build_spec(tmp_path, text: str):
+    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
+    unit = analyse(session, None)
+    assert unit.ok, render_full(unit.diagnostics, session.sources)
+    files, diags = emit(unit, "terraform", "stack.yaml")
+    return files, [d.code for d in diags if d.is_error], render_full(diags, session.sources)
+
+
+CLOUD = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}",
+                        "hardware: {gpu: l40s, gpus_per_node: 1, provider: aws, region: us-east-1}")
+
+
+def test_own_servers_and_other_clouds_are_refused(tmp_path):
+    files, codes, shown = build_spec(tmp_path, MINIMAL)
+    assert files is None and codes == ["SC610"] and "systemd target" in shown
+    files, codes, _ = build_spec(tmp_path, CLOUD.replace("gpu: l40s", "gpu: l4").replace(
+        "provider: aws, region: us-east-1", "provider: gcp, region: us-central1"))
+    assert files is None and codes == ["SC604"]
+
+
+def test_replica_ranges_are_refused(tmp_path):
+    files, codes, _ = build_spec(tmp_path, CLOUD.replace("gpus_per_node: 1", "gpus_per_node: 4").replace(
+        "max_context: 8192}", "max_context: 8192, replicas: {min: 1, max: 2}}"))
+    assert files is None and codes == ["SC601"]
+
+
+def test_one_node_module_writes_the_plan(tmp_path):
+    files, codes, _ = build_spec(tmp_path, CLOUD)
+    assert not codes
+    main, outputs = files["main.tf"].decode(), files["outputs.tf"].decode()
+    assert 'instance_type               = "g6e.xlarge"' in main or '"g6e.' in main
+    assert "http_tokens                 = \"required\"" in main and "http_put_response_hop_limit = 2" in main
+    assert "encrypted             = true" in main and "aws_placement_group" not in main  # one node: no group
+    assert "instance_market_options" not in main  # on demand unless `spot`
+    assert re.search(r"# cost, on demand: 1 x \S+ in us-east-1, \$[\d.,]+/hour, \$[\d,]+/month", outputs)
+    assert 'variable "allowed_cidrs"' in files["variables.tf"].decode()
+    allowed = files["variables.tf"].decode().split('variable "allowed_cidrs"')[1].split("\n}\n")[0]
+    assert not re.search(r"^\s*default\s*=", allowed, re.M)  # required: the user names who may connect
+    assert "stack/node-0/units/demo-chat-0.service" in files
