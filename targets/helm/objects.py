@@ -13,7 +13,6 @@ from typing import Any, Callable, Optional
 
 from stackc.ir import ConfigFile, Deployment, Service
 
-from . import chart
 from .models import env_var, quantity
 
 RELEASE = "\ue000release\ue000"  # stands for `{{ .Release.Name }}` until `escape` writes it (a private-use

@@ -10,40 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from stackc.ir import Deployment
-from stackc.output import BLANK, Block, Comment, Raw
+from stackc.output import BLANK, Block, Comment
 
-from .cloud import Cloud, Items, Module, variable
+from .cloud import Cloud, Items, Module, data, ignore, ref, resource, variable
 
 PROVIDER = ("hashicorp/aws", ">= 5.100, < 7.0")
 # the Deep Learning Base AMI with NVIDIA's driver, CUDA, the container toolkit and the AWS CLI
 AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
 
 
-def ref(text: str) -> Raw:
-    return Raw(text)
-
-
-def template(text: str) -> Raw:
-    """An HCL template string (with `${...}` interpolation)."""
-    return Raw('"' + text + '"')
-
-
-def resource(type_: str, name: str, *body: Any) -> Block:
-    return Block("resource", (type_, name), tuple(body))
-
-
-def data(type_: str, name: str, *body: Any) -> Block:
-    return Block("data", (type_, name), tuple(body))
-
-
-def ignore(check: str, why: str) -> list[Comment]:
-    """A policy finding that stays, with its reason (trivy reads the second line)."""
-    return [Comment(why), Comment(f"trivy:ignore:{check}")]
-
-
 class Aws(Cloud):
     name = "aws"
     secret_store = "AWS Secrets Manager"
+    fetch_bundle = 'aws s3 cp --recursive --only-show-errors --region "${region}" "s3://${bucket}/stack/${node}/" /opt/stackc/bundle/'
+    read_secret = ('aws secretsmanager get-secret-value --region "${region}" --secret-id "${id}" '
+                   "--query SecretString --output text 2>/dev/null")
 
     def module(self, dep: Deployment, spec_name: str, bundle: dict[str, bytes]) -> Module:
         env = f" (environment `{dep.environment}`)" if dep.environment else ""

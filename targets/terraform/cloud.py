@@ -21,6 +21,23 @@ class Module:
     ports: list[int] = field(default_factory=list)
 
 
+def ref(text: str) -> Raw:
+    return Raw(text)
+
+
+def resource(type_: str, name: str, *body: Any) -> Block:
+    return Block("resource", (type_, name), tuple(body))
+
+
+def data(type_: str, name: str, *body: Any) -> Block:
+    return Block("data", (type_, name), tuple(body))
+
+
+def ignore(check: str, why: str) -> list[Comment]:
+    """A policy finding that stays, with its reason (trivy reads the second line)."""
+    return [Comment(why), Comment(f"trivy:ignore:{check}")]
+
+
 def variable(name: str, description: str, type_: str, default: Any = ..., validation: tuple[str, str] | None = None) -> Block:
     body: list[Any] = [("description", description), ("type", Raw(type_))]
     if default is not ...:
@@ -33,6 +50,8 @@ def variable(name: str, description: str, type_: str, default: Any = ..., valida
 class Cloud:
     name = ""
     secret_store = ""
+    fetch_bundle = ""  # the shell line that copies `stack/<node>/` from the module's bucket
+    read_secret = ""  # the shell command that prints one secret's value (fails while it has none)
 
     def public_ports(self, dep: Deployment) -> list[int]:
         """Ports the stack publishes on every interface (the gateway, the UI): opened to `allowed_cidrs`."""
@@ -78,4 +97,4 @@ class Cloud:
                 for i, n in enumerate(dep.nodes)}
 
 
-__all__ = ["BLANK", "Block", "Cloud", "Comment", "Items", "Module", "Raw", "variable"]
+__all__ = ["BLANK", "Block", "Cloud", "Comment", "Items", "Module", "Raw", "data", "ignore", "ref", "resource", "variable"]
