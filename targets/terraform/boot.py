@@ -64,6 +64,8 @@ def template(dep: Deployment, cloud: Cloud) -> str:
         "# Its log is /var/log/stackc-boot.log.",
         "set -euo pipefail",
         "exec >>/var/log/stackc-boot.log 2>&1",
+        f"done_marker={quote('/var/lib/stackc/.first-boot-' + dep.project)}",
+        'if [ -e "$done_marker" ]; then exit 0; fi  # later boots: the enabled target starts the stack',
         "export DEBIAN_FRONTEND=noninteractive",
         "",
         "# what this node's units start",
@@ -88,6 +90,7 @@ def template(dep: Deployment, cloud: Cloud) -> str:
         'rm -f "$secrets"',
         "",
         f"systemctl start {quote(target)}",
+        'mkdir -p "$(dirname "$done_marker")" && touch "$done_marker"',
         f'echo "started {target}"',
     ]
     return "\n".join(lines) + "\n"
