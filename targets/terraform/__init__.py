@@ -14,9 +14,9 @@ from stackc.units import GIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 from ..systemd import SystemdTarget
-from . import aws, boot, readme
+from . import aws, boot, gcp, readme
 
-CLOUDS = {"aws": aws.Aws()}
+CLOUDS = {"aws": aws.Aws(), "gcp": gcp.Gcp()}
 # engines a first boot can install: from PyPI, a release archive, or their image
 BOOTABLE_ENGINES = ("vllm", "sglang", "ollama", "tgi", "tensorrt-llm")
 

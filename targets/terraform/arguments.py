@@ -1,9 +1,11 @@
 """The arguments and nested blocks stackc writes, per resource and data source type, as the
-providers' documentation names them (registry.terraform.io/providers/hashicorp/aws/5.100.0/docs).
+providers' documentation names them: hashicorp/aws 5.100 (registry.terraform.io/providers/
+hashicorp/aws/5.100.0/docs) and hashicorp/google 6.41 to 7.x (the provider repository's
+website/docs/r and d pages at v6.41.0 and v7.0.0; `source_md5hash` is the newest, from 6.41).
 
-The tests check every generated module against this table where Terraform is absent, and the
-table against the provider's own schema (`terraform providers schema -json`) where a provider
-mirror is on the machine, so an argument stackc writes is known to exist.
+The tests check every generated module against this table, everywhere, and the table against a
+provider's own schema (`terraform providers schema -json`) where a mirror of that provider is on
+the machine (hashicorp/aws here), so an argument stackc writes is known to exist.
 """
 
 from __future__ import annotations
@@ -49,5 +51,37 @@ ARGUMENTS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "data.aws_iam_policy_document.statement": ["actions", "principals", "resources", "sid"],
     "data.aws_iam_policy_document.statement.principals": ["identifiers", "type"],
     "data.aws_subnet": ["id"],
+    # hashicorp/google
+    "data.google_compute_image": ["family", "project"],
+    "data.google_compute_subnetwork": ["self_link"],
+    "google_compute_firewall": ["allow", "description", "direction", "name", "network", "source_ranges", "source_tags",
+                                "target_tags"],
+    "google_compute_firewall.allow": ["ports", "protocol"],
+    "google_compute_instance": ["allow_stopping_for_update", "boot_disk", "machine_type", "metadata", "name",
+                                "network_interface", "resource_policies", "scheduling", "service_account",
+                                "shielded_instance_config", "tags", "zone"],
+    "google_compute_instance.boot_disk": ["initialize_params"],
+    "google_compute_instance.boot_disk.initialize_params": ["image", "size", "type"],
+    "google_compute_instance.network_interface": ["access_config", "network_ip", "subnetwork"],
+    "google_compute_instance.network_interface.access_config": [],
+    "google_compute_instance.scheduling": ["automatic_restart", "instance_termination_action", "on_host_maintenance",
+                                           "preemptible", "provisioning_model"],
+    "google_compute_instance.service_account": ["email", "scopes"],
+    "google_compute_instance.shielded_instance_config": ["enable_integrity_monitoring", "enable_secure_boot", "enable_vtpm"],
+    "google_compute_network": ["auto_create_subnetworks", "name"],
+    "google_compute_resource_policy": ["group_placement_policy", "name", "region"],
+    "google_compute_resource_policy.group_placement_policy": ["collocation", "vm_count"],
+    "google_compute_subnetwork": ["ip_cidr_range", "log_config", "name", "network", "private_ip_google_access", "region"],
+    "google_compute_subnetwork.log_config": ["aggregation_interval", "flow_sampling", "metadata"],
+    "google_secret_manager_secret": ["replication", "secret_id"],
+    "google_secret_manager_secret.replication": ["auto"],
+    "google_secret_manager_secret.replication.auto": [],
+    "google_secret_manager_secret_iam_member": ["member", "role", "secret_id"],
+    "google_service_account": ["account_id", "display_name"],
+    "google_storage_bucket": ["force_destroy", "location", "name", "public_access_prevention",
+                              "uniform_bucket_level_access", "versioning"],
+    "google_storage_bucket.versioning": ["enabled"],
+    "google_storage_bucket_iam_member": ["bucket", "member", "role"],
+    "google_storage_bucket_object": ["bucket", "name", "source", "source_md5hash"],
 }.items()}
 META_ARGUMENTS = frozenset({"count", "for_each", "depends_on", "lifecycle", "provider"})

@@ -12,7 +12,7 @@ from typing import Any
 from stackc.ir import Deployment
 from stackc.output import BLANK, Block, Comment
 
-from .cloud import Cloud, Items, Module, data, ignore, ref, resource, variable
+from .cloud import Cloud, Items, Module, data, hcl_list, ignore, ref, resource, variable
 
 PROVIDER = ("hashicorp/aws", ">= 5.100, < 7.0")
 # the Deep Learning Base AMI with NVIDIA's driver, CUDA, the container toolkit and the AWS CLI
@@ -21,10 +21,13 @@ AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
 
 class Aws(Cloud):
     name = "aws"
+    title = "AWS"
     secret_store = "AWS Secrets Manager"
     fetch_bundle = 'aws s3 cp --recursive --only-show-errors --region "${region}" "s3://${bucket}/stack/${node}/" /opt/stackc/bundle/'
     read_secret = ('aws secretsmanager get-secret-value --region "${region}" --secret-id "${id}" '
                    "--query SecretString --output text 2>/dev/null")
+    put_secret = 'aws secretsmanager put-secret-value --secret-id ARN --secret-string "$VALUE"'
+    secret_output = "secret_arns"
 
     def module(self, dep: Deployment, spec_name: str, bundle: dict[str, bytes]) -> Module:
         env = f" (environment `{dep.environment}`)" if dep.environment else ""
@@ -148,7 +151,7 @@ class Aws(Cloud):
     def secrets(self, module: Module) -> Items:
         return [
             Comment("empty entries: put the values after apply (see outputs); nodes wait for them at boot"),
-            resource("aws_secretsmanager_secret", "stack", ("for_each", ref(f"toset({_list(module.secrets)})")),
+            resource("aws_secretsmanager_secret", "stack", ("for_each", ref(f"toset({hcl_list(module.secrets)})")),
                      ("name_prefix", ref('"${local.name}/${each.key}-"')), ("kms_key_id", ref("aws_kms_key.stack.arn")),
                      ("recovery_window_in_days", 7)),
         ]
@@ -243,7 +246,3 @@ class Aws(Cloud):
             Block("output", ("bucket",), (("description", "The bucket holding the stack's files."),
                                           ("value", ref("aws_s3_bucket.stack.id")))),
         ]
-
-
-def _list(names: list[str]) -> str:
-    return "[" + ", ".join(f'"{n}"' for n in names) + "]"

@@ -48,7 +48,8 @@ def installs(dep: Deployment) -> list[str]:
         packages.add("podman" if dep.hosts.runtime == "podman" else "docker.io")
     out = ["apt-get update -q", "apt-get install -y -q " + " ".join(sorted(packages))]
     if containers:  # the GPUs as CDI devices, from NVIDIA's container toolkit on the image
-        out.append("nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml")
+        out.append("if command -v nvidia-ctk >/dev/null; then nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml; "
+                   'else echo "no nvidia-ctk on this image: containers get no GPU"; fi')
     for venv, requirement in sorted(venvs.items()):
         out += [f"python3 -m venv {quote(venv)}", f"{quote(venv)}/bin/pip install --quiet {quote(requirement)}"]
     return out + lines

@@ -38,6 +38,10 @@ def ignore(check: str, why: str) -> list[Comment]:
     return [Comment(why), Comment(f"trivy:ignore:{check}")]
 
 
+def hcl_list(names: list[str]) -> str:
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
+
+
 def variable(name: str, description: str, type_: str, default: Any = ..., validation: tuple[str, str] | None = None) -> Block:
     body: list[Any] = [("description", description), ("type", Raw(type_))]
     if default is not ...:
@@ -49,9 +53,12 @@ def variable(name: str, description: str, type_: str, default: Any = ..., valida
 
 class Cloud:
     name = ""
-    secret_store = ""
+    title = ""
+    apply_vars = ""  # variables `terraform apply` needs beyond allowed_cidrs    secret_store = ""
     fetch_bundle = ""  # the shell line that copies `stack/<node>/` from the module's bucket
     read_secret = ""  # the shell command that prints one secret's value (fails while it has none)
+    put_secret = ""  # how a user gives a secret its value, for the README
+    secret_output = ""  # the output listing the secrets' ids
 
     def public_ports(self, dep: Deployment) -> list[int]:
         """Ports the stack publishes on every interface (the gateway, the UI): opened to `allowed_cidrs`."""
@@ -97,4 +104,5 @@ class Cloud:
                 for i, n in enumerate(dep.nodes)}
 
 
-__all__ = ["BLANK", "Block", "Cloud", "Comment", "Items", "Module", "Raw", "data", "ignore", "ref", "resource", "variable"]
+__all__ = ["BLANK", "Block", "Cloud", "Comment", "Items", "Module", "Raw", "data", "hcl_list", "ignore", "ref", "resource",
+           "variable"]
