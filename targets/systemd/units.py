@@ -152,15 +152,14 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
         out += [("DeviceAllow", f"{d} rw") for d in devices]
         out += [("PrivateMounts", "yes"),
                 ("# calls no inference engine makes are refused (EPERM, not a kill); an allow list is not "
-                 "verified against the CUDA driver, and @resources stays for CPU and NUMA pinning", ""),
-                ("SystemCallFilter", "~@clock @cpu-emulation @debug @module @mount @obsolete @raw-io @reboot @swap"),
+                 "verified against the CUDA driver; @resources stays for CPU and NUMA pinning, @debug for "
+                 "pidfd_getfd (PyTorch shares CUDA memory between processes with it)", ""),
+                ("SystemCallFilter", "~@clock @cpu-emulation @module @mount @obsolete @raw-io @reboot @swap"),
                 ("SystemCallErrorNumber", "EPERM")]
-        remote = s.engine is not None and any(t.tier == "redis" for t in s.engine.kv_offload)
-        if run.bind == "127.0.0.1" and not remote:  # weights are local (offline); peers and clients on loopback
-            out += [("IPAddressDeny", "any"), ("IPAddressAllow", "localhost")]
         out += [("# not set: MemoryDenyWriteExecute (CUDA and Triton JIT-compile kernels), PrivateDevices "
                  "(hides the GPUs), PrivateUsers (the driver's device files belong to the host's users), "
-                 "PrivateNetwork (clients reach the engine over TCP)", "")]
+                 "PrivateNetwork and IPAddressDeny (clients reach the engine over TCP, and torch.distributed "
+                 "and NCCL connect to the host's own address even on one node)", "")]
         return out
     out += [("PrivateDevices", "yes"), ("PrivateUsers", "yes"), ("PrivateMounts", "yes"),
             ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
