@@ -135,7 +135,7 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
         ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
         ("ProtectKernelTunables", "yes"), ("ProtectKernelModules", "yes"), ("ProtectKernelLogs", "yes"),
         ("ProtectControlGroups", "yes"), ("ProtectClock", "yes"), ("ProtectHostname", "yes"),
-        ("ProtectProc", "invisible"), ("ProcSubset", "pid"),
+        ("ProtectProc", "invisible"),
         ("RestrictNamespaces", "yes"), ("RestrictRealtime", "yes"), ("RestrictSUIDSGID", "yes"),
         ("LockPersonality", "yes"), ("RemoveIPC", "yes"), ("UMask", "0077"),
         ("CapabilityBoundingSet", ""), ("AmbientCapabilities", ""), ("SystemCallArchitectures", "native"),
@@ -157,7 +157,8 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
                 ("SystemCallFilter", "~@clock @cpu-emulation @module @mount @obsolete @raw-io @reboot @swap"),
                 ("SystemCallErrorNumber", "EPERM")]
         out += [("# not set: MemoryDenyWriteExecute (CUDA and Triton JIT-compile kernels), PrivateDevices "
-                 "(hides the GPUs), PrivateUsers (the driver's device files belong to the host's users), "
+                 "(hides the GPUs), ProcSubset=pid (hides /proc/driver/nvidia and /proc/meminfo, which the "
+                 "driver and vLLM read), PrivateUsers (the driver's device files belong to the host's users), "
                  "PrivateNetwork and IPAddressDeny (clients reach the engine over TCP, and torch.distributed "
                  "and NCCL connect to the host's own address even on one node)", "")]
         return out
@@ -169,6 +170,8 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
         out.append((f"# not set: MemoryDenyWriteExecute ({NO_WX[s.role]})", ""))
     else:
         out.append(("MemoryDenyWriteExecute", "yes"))
+    if s.role == "router":  # HAProxy reads nothing in /proc beyond its own process
+        out.append(("ProcSubset", "pid"))
     return out
 
 
