@@ -47,6 +47,9 @@ def installs(dep: Deployment) -> list[str]:
     if containers:
         packages.add("podman" if dep.hosts.runtime == "podman" else "docker.io")
     out = ["apt-get update -q", "apt-get install -y -q " + " ".join(sorted(packages))]
+    distro_units = sorted(f"{APT[r]}.service" for r in {s.role for s in dep.services} if r in APT)
+    if distro_units:  # the packages start their own instances (Prometheus on :9090); the stack runs its units
+        out.append("systemctl disable --now " + " ".join(distro_units))
     if containers:  # the GPUs as CDI devices, from NVIDIA's container toolkit on the image
         out.append("if command -v nvidia-ctk >/dev/null; then nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml; "
                    'else echo "no nvidia-ctk on this image: containers get no GPU"; fi')
