@@ -336,6 +336,7 @@ class Provisioning:
 
     subnet_cidr: str
     root_volume_gib: int
+    boot: str = "systemd"  # systemd | compose: which target's files the machines run
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     return Deployment(
         cluster=cluster(stack, plan),
         hosts=host_runs.resolve(spec, project, services, volumes, stack.nodes, cloud=stack.provider != "on-prem"),
-        provisioning=Provisioning((spec.terraform or Terraform()).subnet_cidr, (spec.terraform or Terraform()).root_volume_gib),
+        provisioning=provisioning(spec.terraform or Terraform()),
         name=spec.name,
         environment=stack.environment,
         project=project,
@@ -168,6 +168,10 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         routing=tiering.routing if tiering else "round-robin",
         session_key=tiering.session_key if tiering else "x-session-id",
     )
+
+
+def provisioning(t: Terraform) -> Provisioning:
+    return Provisioning(t.subnet_cidr, t.root_volume_gib, t.boot)
 
 
 def release_name(stack: str) -> str:
@@ -324,6 +328,8 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
     if stack.nodes > 1 and stack.provider == "on-prem" and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
         span = where("systemd", "node_addresses") if spec.systemd and spec.systemd.node_addresses else where("hardware", "nodes")
         out.append(Feature("hosts-address-unknown", span, str(stack.nodes)))
+    if spec.terraform and spec.terraform.boot == "compose" and stack.nodes > 1:
+        out.append(Feature("compose-boot-multi-node", where("terraform", "boot"), str(stack.nodes)))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))

@@ -471,6 +471,9 @@ class Terraform(_Strict):
         "node i gets the address .10+i in it.")
     root_volume_gib: Annotated[int, Field(ge=50, le=16384)] = Field(
         100, description="Disk for the system, engines and their caches, before the model cache and the KV-cache disk tier are added.")
+    boot: Literal["systemd", "compose"] = Field(
+        "systemd", description="What each machine runs: the systemd target's units (engines installed natively), or "
+        "the compose target's stack (one machine only; engines in their pinned images).")
 
 
 class K8sSecret(_Strict):

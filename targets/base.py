@@ -108,6 +108,10 @@ class Target:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet emit for `{f.detail}`", f.span, label="not emitted yet",
                 help=f"use `provider: {' or '.join(c.providers)}`, or build the hosts' units with the systemd target")
+        if c.providers is not None and f.name == "compose-boot-multi-node":
+            return Diagnostic.error(
+                "SC603", f"`boot: compose` runs the stack on one machine; this stack spans {f.detail} nodes", f.span,
+                label="one machine only", help="use `boot: systemd` (each node runs its own units)")
         if c.hosts and f.name == "hosts-address-unknown":
             return Diagnostic.error(
                 "SC607", f"this stack runs on {f.detail} nodes; the {t} target needs each node's private address",

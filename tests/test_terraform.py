@@ -308,3 +308,13 @@ def test_gcp_module_stops_gpus_for_maintenance_and_runs_spot_without_restart(tmp
     assert 'on_host_maintenance         = "TERMINATE"' in main and 'provisioning_model          = "SPOT"' in main
     assert "automatic_restart           = false" in main and 'machine_type              = "a3-highgpu-8g"' in main
     assert 'variable "project_id"' in files["variables.tf"].decode()
+
+
+def test_compose_boot_runs_the_compose_stack_on_one_machine(tmp_path):
+    files, codes, _ = build_spec(tmp_path, CLOUD + "terraform: {boot: compose}\n")
+    assert not codes and "stack/node-0/compose.yaml" in files and "stack/node-0/install.sh" not in files
+    boot = files["boot.sh.tftpl"].decode()
+    assert "docker compose --project-directory /opt/stackc/demo up -d" in boot and "/opt/stackc/demo/.env" in boot
+    files, codes, shown = build_spec(tmp_path, CLOUD.replace("gpus_per_node: 1", "gpus_per_node: 1, nodes: 2").replace(
+        "max_context: 8192}", "max_context: 8192, replicas: 2}") + "terraform: {boot: compose}\n")
+    assert files is None and codes == ["SC603"] and "boot: systemd" in shown

@@ -13,6 +13,7 @@ from stackc.ir import Deployment
 from stackc.units import GIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
+from ..compose import ComposeTarget
 from ..systemd import SystemdTarget
 from . import aws, boot, gcp, readme
 
@@ -23,16 +24,20 @@ BOOTABLE_ENGINES = ("vllm", "sglang", "ollama", "tgi", "tensorrt-llm")
 
 class TerraformTarget(Target):
     name = "terraform"
-    description = "a Terraform module for a GPU cloud that boots into the stack (systemd units on each machine)"
+    description = "a Terraform module for a GPU cloud that boots into the stack (systemd units, or compose on one machine)"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=ROUTING_MODES, overflow=True, engines=BOOTABLE_ENGINES,
                                 providers=tuple(CLOUDS))
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         assert dep.hosts is not None
+        assert dep.provisioning is not None
         cloud = CLOUDS[dep.nodes[0].provider]
-        units = SystemdTarget().emit(dep, spec_name)
-        bundle = {(path if path.startswith("node-") else f"node-0/{path}"): data for path, data in units.items()}
+        if dep.provisioning.boot == "compose":  # one machine running the compose target's stack
+            bundle = {f"node-0/{path}": data for path, data in ComposeTarget().emit(dep, spec_name).items()}
+        else:
+            units = SystemdTarget().emit(dep, spec_name)
+            bundle = {(path if path.startswith("node-") else f"node-0/{path}"): data for path, data in units.items()}
         module = cloud.module(dep, spec_name, bundle)
         files: Artifacts = {name: output.to_hcl(items, module.header).encode() for name, items in module.files.items()}
         files["boot.sh.tftpl"] = boot.template(dep, cloud).encode()
