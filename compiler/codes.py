@@ -357,7 +357,7 @@ a warning while the hardware still has enough GPUs, an error when it does not.
 """),
     "SC610": ("the target provisions cloud machines", """
 The terraform target writes a module that creates the stack's machines on a cloud: it needs
-`hardware.provider` (`aws` or `gcp` today) and `hardware.region`. A stack on your own servers is built with
+`hardware.provider` (`aws`, `gcp` or `azure`) and `hardware.region`. A stack on your own servers is built with
 the systemd or compose target instead.
 """),
     # ---------------------------------------------------------------- SC7xx safety

@@ -103,7 +103,7 @@ class Target:
         if c.providers is not None and f.name == "on-prem":
             return Diagnostic.error(
                 "SC610", f"the {t} target creates cloud machines; this stack runs on your own servers", f.span,
-                label="no cloud here", help="set `hardware.provider` (aws, gcp) and `hardware.region`, or build with the systemd target")
+                label="no cloud here", help="set `hardware.provider` (aws, gcp, azure) and `hardware.region`, or build with the systemd target")
         if c.providers is not None and f.name.startswith("provider-") and f.detail not in c.providers:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet emit for `{f.detail}`", f.span, label="not emitted yet",

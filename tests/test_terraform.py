@@ -19,6 +19,7 @@ import pytest
 
 from stackc.diagnostics import render_full
 from stackc.pipeline import analyse, emit, open_spec
+from stackc.targets.terraform import TerraformTarget
 from stackc.targets.terraform.arguments import ARGUMENTS, META_ARGUMENTS
 
 from .conftest import MINIMAL, ROOT, example_specs, run_tool, tool, write_spec
@@ -55,7 +56,8 @@ def tf_files(files: dict[str, bytes]) -> dict[str, str]:
 
 
 def test_cloud_examples_build_for_terraform():
-    assert {b[0] for b in BUILDS} >= {"moe-deepseek-r1-8xh200-base", "cloud-aws-2x-l40s-base", "cloud-gcp-a3-h100-base"}, IDS
+    assert {b[0] for b in BUILDS} >= {"moe-deepseek-r1-8xh200-base", "cloud-aws-2x-l40s-base", "cloud-gcp-a3-h100-base",
+                                      "cloud-azure-a100-base"}, IDS
 
 
 def terraform_env(tmp_path: Path) -> dict:
@@ -223,8 +225,9 @@ def render_boot(template: str, node: str, secrets: dict[str, str]) -> str:
     assert loop, "the secrets loop"
     body = "".join(loop[1].replace("${name}", name).replace("${id}", arn) for name, arn in secrets.items())
     text = template[:loop.start()] + body + template[loop.end():]
-    text = (text.replace("${node}", node).replace("${region}", "us-east-1").replace("${bucket}", "team-stack-1")
-            .replace("${project}", "my-project"))
+    for var, value in (("node", node), ("region", "us-east-1"), ("bucket", "team-stack-1"), ("project", "my-project"),
+                       ("account", "teamab12cd34"), ("container", "stack"), ("vault", "team-ab12cd34")):
+        text = text.replace("${" + var + "}", value)
     assert "${" not in text and "%{" not in text, "a template expression left over"
     return text
 
@@ -270,12 +273,10 @@ CLOUD = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}",
                         "hardware: {gpu: l40s, gpus_per_node: 1, provider: aws, region: us-east-1}")
 
 
-def test_own_servers_and_other_clouds_are_refused(tmp_path):
+def test_own_servers_are_refused_and_every_cloud_is_emitted(tmp_path):
     files, codes, shown = build_spec(tmp_path, MINIMAL)
     assert files is None and codes == ["SC610"] and "systemd target" in shown
-    files, codes, _ = build_spec(tmp_path, CLOUD.replace("provider: aws, region: us-east-1", "provider: azure, region: eastus")
-                                 .replace("gpu: l40s", "gpu: a100-80gb"))
-    assert files is None and codes == ["SC604"]
+    assert set(TerraformTarget.capabilities.providers or ()) == {"aws", "azure", "gcp"}
 
 
 def test_replica_ranges_are_refused(tmp_path):
@@ -318,3 +319,17 @@ def test_compose_boot_runs_the_compose_stack_on_one_machine(tmp_path):
     files, codes, shown = build_spec(tmp_path, CLOUD.replace("gpus_per_node: 1", "gpus_per_node: 1, nodes: 2").replace(
         "max_context: 8192}", "max_context: 8192, replicas: 2}") + "terraform: {boot: compose}\n")
     assert files is None and codes == ["SC603"] and "boot: systemd" in shown
+
+
+def test_azure_secrets_are_write_only_placeholders(tmp_path):
+    """Key Vault has no empty secret: a write-only placeholder is sent once and never stored, and the
+    nodes wait until each secret holds something else."""
+    text = CLOUD.replace("gpu: l40s", "gpu: a100-80gb").replace("provider: aws, region: us-east-1",
+                                                                "provider: azure, region: eastus")
+    files, codes, _ = build_spec(tmp_path, text)
+    assert not codes
+    main = files["main.tf"].decode()
+    assert 'value_wo         = "stackc-unset"' in main and "value =" not in main.replace("value_wo", "")
+    assert 'required_version = ">= 1.11"' in files["versions.tf"].decode()
+    assert 'v == "stackc-unset"' in files["boot.sh.tftpl"].decode()
+    assert "shared_access_key_enabled         = false" in main and "rbac_authorization_enabled = true" in main

@@ -15,9 +15,9 @@ from stackc.units import GIB
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 from ..compose import ComposeTarget
 from ..systemd import SystemdTarget
-from . import aws, boot, gcp, readme
+from . import aws, azure, boot, gcp, readme
 
-CLOUDS = {"aws": aws.Aws(), "gcp": gcp.Gcp()}
+CLOUDS = {"aws": aws.Aws(), "azure": azure.Azure(), "gcp": gcp.Gcp()}
 # engines a first boot can install: from PyPI, a release archive, or their image
 BOOTABLE_ENGINES = ("vllm", "sglang", "ollama", "tgi", "tensorrt-llm")
 

@@ -1,7 +1,9 @@
 """The arguments and nested blocks stackc writes, per resource and data source type, as the
 providers' documentation names them: hashicorp/aws 5.100 (registry.terraform.io/providers/
-hashicorp/aws/5.100.0/docs) and hashicorp/google 6.41 to 7.x (the provider repository's
-website/docs/r and d pages at v6.41.0 and v7.0.0; `source_md5hash` is the newest, from 6.41).
+hashicorp/aws/5.100.0/docs), hashicorp/google 6.41 to 7.x (the provider repository's
+website/docs/r and d pages at v6.41.0 and v7.0.0; `source_md5hash` is the newest, from 6.41) and
+hashicorp/azurerm 4.81 to 5.x (its website/docs at v4.81.0 and the 5.0 upgrade guide; the newest
+are `storage_container_id` from 4.77 and `value_wo` from 4.23, and both stay in 5.x).
 
 The tests check every generated module against this table, everywhere, and the table against a
 provider's own schema (`terraform providers schema -json`) where a mirror of that provider is on
@@ -83,5 +85,38 @@ ARGUMENTS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "google_storage_bucket.versioning": ["enabled"],
     "google_storage_bucket_iam_member": ["bucket", "member", "role"],
     "google_storage_bucket_object": ["bucket", "name", "source", "source_md5hash"],
+    # hashicorp/azurerm
+    "data.azurerm_client_config": [],
+    "azurerm_key_vault": ["location", "name", "purge_protection_enabled", "rbac_authorization_enabled",
+                          "resource_group_name", "sku_name", "soft_delete_retention_days", "tenant_id"],
+    "azurerm_key_vault_secret": ["content_type", "key_vault_id", "name", "value_wo", "value_wo_version"],
+    "azurerm_linux_virtual_machine": ["admin_ssh_key", "admin_username", "custom_data", "eviction_policy", "identity",
+                                      "location", "max_bid_price", "name", "network_interface_ids", "os_disk", "priority",
+                                      "proximity_placement_group_id", "resource_group_name", "size",
+                                      "source_image_reference"],
+    "azurerm_linux_virtual_machine.admin_ssh_key": ["public_key", "username"],
+    "azurerm_linux_virtual_machine.identity": ["type"],
+    "azurerm_linux_virtual_machine.os_disk": ["caching", "disk_size_gb", "storage_account_type"],
+    "azurerm_linux_virtual_machine.source_image_reference": ["offer", "publisher", "sku", "version"],
+    "azurerm_network_interface": ["ip_configuration", "location", "name", "resource_group_name"],
+    "azurerm_network_interface.ip_configuration": ["name", "private_ip_address", "private_ip_address_allocation",
+                                                   "public_ip_address_id", "subnet_id"],
+    "azurerm_network_interface_security_group_association": ["network_interface_id", "network_security_group_id"],
+    "azurerm_network_security_group": ["location", "name", "resource_group_name"],
+    "azurerm_network_security_rule": ["access", "description", "destination_address_prefix", "destination_port_range",
+                                      "destination_port_ranges", "direction", "name", "network_security_group_name",
+                                      "priority", "protocol", "resource_group_name", "source_address_prefix",
+                                      "source_address_prefixes", "source_port_range"],
+    "azurerm_proximity_placement_group": ["location", "name", "resource_group_name"],
+    "azurerm_public_ip": ["allocation_method", "location", "name", "resource_group_name", "sku"],
+    "azurerm_resource_group": ["location", "name", "tags"],
+    "azurerm_role_assignment": ["principal_id", "principal_type", "role_definition_name", "scope"],
+    "azurerm_storage_account": ["account_replication_type", "account_tier", "allow_nested_items_to_be_public",
+                                "infrastructure_encryption_enabled", "location", "min_tls_version", "name",
+                                "resource_group_name", "shared_access_key_enabled"],
+    "azurerm_storage_blob": ["content_md5", "name", "source", "storage_container_id", "type"],
+    "azurerm_storage_container": ["container_access_type", "name", "storage_account_id"],
+    "azurerm_subnet": ["address_prefixes", "name", "resource_group_name", "virtual_network_name"],
+    "azurerm_virtual_network": ["address_space", "location", "name", "resource_group_name"],
 }.items()}
 META_ARGUMENTS = frozenset({"count", "for_each", "depends_on", "lifecycle", "provider"})

@@ -55,6 +55,7 @@ class Cloud:
     name = ""
     title = ""
     apply_vars = ""  # variables `terraform apply` needs beyond allowed_cidrs    secret_store = ""
+    prelude: list[str] = []  # shell the boot script needs before it fetches anything (helpers)
     fetch_bundle = ""  # the shell line that copies `stack/<node>/` from the module's bucket
     read_secret = ""  # the shell command that prints one secret's value (fails while it has none)
     put_secret = ""  # how a user gives a secret its value, for the README
