@@ -68,10 +68,10 @@ def test_ci_recipe_in_the_docs_uses_real_flags(tmp_path):
     for line in re.findall(r"run: (stackc .+)", recipe):
         args = shlex.split(line)[1:]
         args = ["examples/spec-complete.yaml" if a == "deploy/stack.yaml" else a for a in args]
-        args = [str(tmp_path / "out") if a == "deploy/out" else a for a in args]
-        if "build" in args:
+        args = [str(tmp_path / a.replace("/", "-")) if a.startswith("deploy/") else a for a in args]
+        if "build" in args:  # the example environment each target can express
             args = [a if a != "--all-envs" else "--env" for a in args]
-            args.insert(args.index("--env") + 1, "dev")
+            args.insert(args.index("--env") + 1, "prod" if "helm" in args else "dev")
         result = run_cli(*args)
         assert result.exit_code in (0, 3), (line, result.output)  # 3: nothing built yet
 
