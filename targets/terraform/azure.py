@@ -181,7 +181,7 @@ class Azure(Cloud):
             Comment(f"placeholder values ({PLACEHOLDER}): set yours after apply (see outputs); nodes wait for them at boot"),
             *ignore("AVD-AZU-0013", "the vault answers only to Entra ID tokens with RBAC; network rules would need "
                     "private endpoints, which the module does not create"),
-            resource("azurerm_key_vault", "stack", ("name", ref('substr("${local.name}-${local.suffix}", 0, 24)')), rg, loc,
+            resource("azurerm_key_vault", "stack", ("name", ref('trimsuffix(substr("${local.name}-${local.suffix}", 0, 24), "-")')), rg, loc,
                      ("tenant_id", ref("data.azurerm_client_config.current.tenant_id")), ("sku_name", "standard"),
                      ("rbac_authorization_enabled", True), ("soft_delete_retention_days", 7),
                      ("purge_protection_enabled", False)),
