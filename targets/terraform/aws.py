@@ -134,7 +134,7 @@ class Aws(Cloud):
                      ("enable_key_rotation", True), ("deletion_window_in_days", 7)),
             Comment("the stack's files (stack/<node>/), read by each node at first boot"),
             *ignore("AVD-AWS-0089", "access logging needs a second bucket; the files are the generated units and configs, no data"),
-            resource("aws_s3_bucket", "stack", ("bucket_prefix", ref('"${local.name}-stack-"')), ("force_destroy", True)),
+            resource("aws_s3_bucket", "stack", ("bucket_prefix", ref('"${substr(local.name, 0, 24)}-stack-"')), ("force_destroy", True)),
             resource("aws_s3_bucket_public_access_block", "stack", bucket, ("block_public_acls", True),
                      ("block_public_policy", True), ("ignore_public_acls", True), ("restrict_public_buckets", True)),
             resource("aws_s3_bucket_versioning", "stack", bucket,
@@ -169,11 +169,11 @@ class Aws(Cloud):
                                          ("resources", ref("[for s in aws_secretsmanager_secret.stack : s.arn]")))),
                  Block("statement", (), (("sid", "Decrypt"), ("actions", ["kms:Decrypt"]),
                                          ("resources", [ref("aws_kms_key.stack.arn")])))),
-            resource("aws_iam_role", "node", ("name_prefix", ref('"${local.name}-node-"')),
+            resource("aws_iam_role", "node", ("name_prefix", ref('"${substr(local.name, 0, 24)}-node-"')),
                      ("assume_role_policy", ref("data.aws_iam_policy_document.assume.json"))),
             resource("aws_iam_role_policy", "node", ("name", "read-stack"), ("role", ref("aws_iam_role.node.id")),
                      ("policy", ref("data.aws_iam_policy_document.node.json"))),
-            resource("aws_iam_instance_profile", "node", ("name_prefix", ref('"${local.name}-node-"')),
+            resource("aws_iam_instance_profile", "node", ("name_prefix", ref('"${substr(local.name, 0, 24)}-node-"')),
                      ("role", ref("aws_iam_role.node.name"))),
         ]
 
