@@ -168,6 +168,18 @@ def to_unit(sections: list[tuple[str, list[tuple[str, str]]]], header: str = "")
     return "\n".join(out) + "\n"
 
 
+def config_text(f: Any, resolver: Callable[[Any], Any]) -> str:
+    """A config file (ir.ConfigFile) with its symbolic values resolved, in its own format."""
+    content = resolve(f.content, resolver)
+    if f.format == "yaml":
+        return to_yaml(content)
+    if f.format == "json":
+        return to_json(content)
+    if f.format == "haproxy":
+        return to_haproxy(content)
+    return str(content)
+
+
 def resolve(data: Any, resolver: Callable[[Any], Any]) -> Any:
     """Replace symbolic values (Endpoints, SecretRefs) everywhere in a data tree."""
     if isinstance(data, dict):

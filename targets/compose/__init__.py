@@ -64,14 +64,7 @@ class ComposeTarget(Target):
         raise TypeError(f"no compose form for {value!r}")
 
     def config_file(self, f: ConfigFile) -> bytes:
-        content = output.resolve(f.content, self.resolve)
-        if f.format == "yaml":
-            return output.to_yaml(content).encode()
-        if f.format == "json":
-            return output.to_json(content).encode()
-        if f.format == "haproxy":
-            return output.to_haproxy(content).encode()
-        return str(content).encode()
+        return output.config_text(f, self.resolve).encode()
 
     def env_example(self, dep: Deployment) -> str:
         lines = [f"# Secrets for the `{dep.project}` stack. Copy this file to .env and fill in the values;",

@@ -63,12 +63,7 @@ class HelmTarget(Target):
         raise TypeError(f"no helm form for {value!r}")
 
     def render_file(self, f: ConfigFile, dep: Deployment) -> str:
-        content = output.resolve(f.content, lambda v: self.resolve(v, dep))
-        if f.format == "yaml":
-            return output.to_yaml(content)
-        if f.format == "json":
-            return output.to_json(content)
-        return str(content)
+        return output.config_text(f, lambda v: self.resolve(v, dep))
 
     # ---- values
 

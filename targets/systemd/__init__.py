@@ -85,14 +85,7 @@ class SystemdTarget(Target):
                 raise TypeError(f"a secret ({value.name}) inside a config file")
             raise TypeError(f"no systemd form for {value!r}")
 
-        content = output.resolve(f.content, resolve)
-        if f.format == "yaml":
-            return output.to_yaml(content).encode()
-        if f.format == "json":
-            return output.to_json(content).encode()
-        if f.format == "haproxy":
-            return output.to_haproxy(content).encode()
-        return str(content).encode()
+        return output.config_text(f, resolve).encode()
 
     def secrets_example(self, dep: Deployment, names: list[str]) -> str:
         assert dep.hosts is not None
