@@ -85,6 +85,33 @@ def write_spec(tmp_path: Path, text: str, name: str = "stack.yaml") -> Path:
     return path
 
 
+def example_builds(target: str) -> list[tuple[str, object, dict[str, bytes]]]:
+    """(`<example>-<env or base>`, the analysed unit, files) for every example variant `target` accepts."""
+    from stackc.pipeline import analyse, emit, open_spec
+
+    out = []
+    for spec in example_specs():
+        session = open_spec(str(spec), f"examples/{spec.name}")
+        for env in [None, *session.environment_names]:
+            unit = analyse(session, env)
+            files, _ = emit(unit, target, spec.name)
+            if files is not None:
+                out.append((f"{spec.stem}-{env or 'base'}", unit, files))
+    return out
+
+
+def compile_spec(tmp_path: Path, text: str, target: str, env: str | None = None):
+    """Build a spec for `target`: (files or None, the target's diagnostics, them rendered). The spec must validate."""
+    from stackc.diagnostics import render_full
+    from stackc.pipeline import analyse, emit, open_spec
+
+    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
+    unit = analyse(session, env)
+    assert unit.ok, render_full(unit.diagnostics, session.sources)
+    files, diags = emit(unit, target, "stack.yaml")
+    return files, diags, render_full(diags, session.sources)
+
+
 MINIMAL = """\
 stack: v1
 name: demo

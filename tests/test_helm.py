@@ -13,13 +13,12 @@ import sys
 import pytest
 import yaml
 
-from stackc.diagnostics import render_full
 from stackc.pipeline import analyse, emit, open_spec
 
 from stackc.targets.helm import chart
 from stackc.targets.helm.objects import escape
 
-from .conftest import MINIMAL, ROOT, example_specs, run_cli, run_tool, tool, write_spec
+from .conftest import MINIMAL, ROOT, compile_spec, example_builds, run_cli, run_tool, tool, write_spec
 
 DOC = ROOT / "docs" / "targets" / "helm.md"
 CRD_KINDS = {"ServiceMonitor@monitoring.coreos.com/v1", "ScaledObject@keda.sh/v1alpha1"}
@@ -27,17 +26,8 @@ CRD_KINDS = {"ServiceMonitor@monitoring.coreos.com/v1", "ScaledObject@keda.sh/v1
 
 def helm_builds() -> list[tuple[str, str, dict, str]]:
     """(id, release, values, README) for every example variant the helm target accepts."""
-    out = []
-    for spec in example_specs():
-        session = open_spec(str(spec), f"examples/{spec.name}")
-        for env in [None, *session.environment_names]:
-            unit = analyse(session, env)
-            files, _ = emit(unit, "helm", spec.name)
-            if files is not None:
-                release = unit.deployment.cluster.release
-                out.append((f"{spec.stem}-{env or 'base'}", release, yaml.safe_load(files["values.yaml"]),
-                            files["README.md"].decode()))
-    return out
+    return [(name, unit.deployment.cluster.release, yaml.safe_load(files["values.yaml"]), files["README.md"].decode())
+            for name, unit, files in example_builds("helm")]
 
 
 BUILDS = helm_builds()
@@ -271,11 +261,8 @@ def test_output_is_identical_across_runs_and_hash_seeds(tmp_path):
 
 
 def build(tmp_path, text: str, env: str | None = None):
-    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
-    unit = analyse(session, env)
-    assert unit.ok, render_full(unit.diagnostics, session.sources)
-    files, diags = emit(unit, "helm", "stack.yaml")
-    return files, [(d.code, d.severity) for d in diags], render_full(diags, session.sources)
+    files, diags, shown = compile_spec(tmp_path, text, "helm", env)
+    return files, [(d.code, d.severity) for d in diags], shown
 
 
 def test_engines_the_chart_cannot_run_point_at_the_engine(tmp_path):

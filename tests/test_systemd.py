@@ -13,24 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from stackc.diagnostics import render_full
-from stackc.pipeline import analyse, emit, open_spec
 
-from .conftest import MINIMAL, ROOT, example_specs, run_tool, tool, write_spec
+from .conftest import MINIMAL, ROOT, compile_spec, example_builds, run_tool, tool
 
 DOC = ROOT / "docs" / "targets" / "systemd.md"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 
 
 def systemd_builds() -> list[tuple[str, dict[str, bytes]]]:
-    out = []
-    for spec in example_specs():
-        session = open_spec(str(spec), f"examples/{spec.name}")
-        for env in [None, *session.environment_names]:
-            files, _ = emit(analyse(session, env), "systemd", spec.name)
-            if files is not None:
-                out.append((f"{spec.stem}-{env or 'base'}", files))
-    return out
+    return [(name, files) for name, _, files in example_builds("systemd")]
 
 
 BUILDS = systemd_builds()
@@ -224,11 +215,8 @@ def test_install_script_is_idempotent_and_keeps_local_changes(tmp_path):
 
 
 def build(tmp_path, text: str):
-    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
-    unit = analyse(session, None)
-    assert unit.ok, render_full(unit.diagnostics, session.sources)
-    files, diags = emit(unit, "systemd", "stack.yaml")
-    return files, [d.code for d in diags if d.is_error], render_full(diags, session.sources)
+    files, diags, shown = compile_spec(tmp_path, text, "systemd")
+    return files, [d.code for d in diags if d.is_error], shown
 
 
 def test_several_nodes_need_their_addresses(tmp_path):

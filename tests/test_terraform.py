@@ -17,26 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from stackc.diagnostics import render_full
-from stackc.pipeline import analyse, emit, open_spec
 from stackc.targets.terraform import TerraformTarget
 from stackc.targets.terraform.arguments import ARGUMENTS, META_ARGUMENTS
 
-from .conftest import MINIMAL, ROOT, example_specs, run_tool, tool, write_spec
+from .conftest import MINIMAL, ROOT, compile_spec, example_builds, example_specs, run_tool, tool
 
 SECRET_VALUE = "stackc-test-secret-{name}-4f1d"
 
 
 def terraform_builds() -> list[tuple[str, dict[str, bytes], list[str]]]:
-    out = []
-    for spec in example_specs():
-        session = open_spec(str(spec), f"examples/{spec.name}")
-        for env in [None, *session.environment_names]:
-            unit = analyse(session, env)
-            files, _ = emit(unit, "terraform", spec.name)
-            if files is not None:
-                out.append((f"{spec.stem}-{env or 'base'}", files, [d.name for d in unit.deployment.secrets]))
-    return out
+    return [(name, files, [d.name for d in unit.deployment.secrets]) for name, unit, files in example_builds("terraform")]
 
 
 BUILDS = terraform_builds()
@@ -262,11 +252,8 @@ def test_no_secret_value_anywhere(build, tmp_path):
 
 
 def build_spec(tmp_path, text: str):
-    session = open_spec(str(write_spec(tmp_path, text)), "stack.yaml")
-    unit = analyse(session, None)
-    assert unit.ok, render_full(unit.diagnostics, session.sources)
-    files, diags = emit(unit, "terraform", "stack.yaml")
-    return files, [d.code for d in diags if d.is_error], render_full(diags, session.sources)
+    files, diags, shown = compile_spec(tmp_path, text, "terraform")
+    return files, [d.code for d in diags if d.is_error], shown
 
 
 CLOUD = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}",
