@@ -1,0 +1,143 @@
+"""Read a compose target's output: `compose.yaml`, its `.env.example`, its config files.
+
+Every service is a container with a namespace of its own, named as the service (the project
+network's DNS); published ports are forwarded from the Docker host. What each container runs
+comes from its image and its `entrypoint`/`command`/`environment`, with bind mounts and named
+volumes where the harness keeps them. One-shot services others wait for
+(`service_completed_successfully`) are jobs: their result (the weights) is not needed by a
+stand-in, so they count as completed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine,
+                     engine_of_image, remap, urls_in)
+
+# what the images stackc uses run when a service gives no entrypoint, and the program here
+PROGRAM_IMAGES = {
+    "haproxy": {"program": "/usr/sbin/haproxy", "entry": [], "default": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+                "always": ["-W", "-db"]},
+    "berriai/litellm": {"program": "GATEWAY", "entry": [], "default": ["--port", "4000"], "always": []},
+    "prom/prometheus": {"program": "/usr/bin/prometheus", "entry": [],
+                        "default": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"],
+                        "always": []},
+}
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:?message}`, `${VAR:-default}` and `$$`."""
+    def one(m: re.Match) -> str:
+        name, op, rest = m.group(1), m.group(2), m.group(3)
+        got = env.get(name, "")
+        if op == ":?" and not got:
+            raise KeyError(f"{name} is required: {rest}")
+        if op in (":-", "-") and not got:
+            return rest or ""
+        return got
+
+    value = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:\?|:-|-|\?)([^}]*))?\}", one, value)
+    return value.replace("$$", "$")
+
+
+def read(root: Path, state: Path, gateway_program: str) -> Layout:
+    doc = yaml.safe_load((root / "compose.yaml").read_text())
+    secrets = [line.split("=", 1)[0] for line in (root / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#") and "=" in line]
+    dotenv = {name: secret_value(name) for name in secrets}
+    services = doc["services"]
+    jobs = {dep for s in services.values() for dep, c in (s.get("depends_on") or {}).items()
+            if isinstance(c, dict) and c.get("condition") == "service_completed_successfully"}
+    procs: list[Proc] = []
+    published: list[Published] = []
+    gateway = prometheus = None
+    for name, s in services.items():
+        image = s["image"]
+        env = {k: interpolate(str(v), dotenv) for k, v in (s.get("environment") or {}).items()}
+        command = [interpolate(str(w), dotenv) for w in (s.get("command") or [])]
+        entrypoint = s.get("entrypoint")
+        table = mounts(root, state, s)
+        if name in jobs or s.get("restart") == "no":
+            procs.append(Proc(name, name, "job", image=image, argv=command))
+            continue
+        for p in s.get("ports") or []:
+            host_part, container = str(p).rsplit(":", 1)
+            ip, _, host_port = host_part.rpartition(":")
+            published.append(Published(ip, int(host_port), name, int(container)))
+        proc = Proc(name, name, "program", env=env, image=image)
+        engine = engine_of_image(image)
+        component = component_of_image(image)
+        program = next((facts for key, facts in PROGRAM_IMAGES.items() if key in image), None)
+        if engine:
+            proc.role, proc.engine = "engine", engine
+            argv = [*(entrypoint or []), *command]
+            describe_engine(proc, argv if engine != "llama.cpp" else _llama_words(argv), env)
+            proc.listens = [("0.0.0.0", port) for _, port in proc.listens]  # every interface of the container
+        elif component:
+            proc.role = "component"
+            describe_component(proc, component, env)
+        elif program:
+            exe = gateway_program if program["program"] == "GATEWAY" else program["program"]
+            args = command or program["default"]
+            proc.argv = [exe, *program["always"], *[remap(a, table) for a in args]]
+            proc.env = {k: remap(v, table) for k, v in env.items()}
+        else:
+            raise ValueError(f"service {name}: no way to run image {image} here")
+        check = (s.get("healthcheck") or {}).get("test") or []
+        words = [str(w) for w in check[1:]] if check and check[0] in ("CMD", "CMD-SHELL") else []
+        proc.health = urls_in(words)
+        if words[:2] == ["ollama", "show"]:
+            proc.ollama_show = words[2]
+        procs.append(proc)
+        if program and program["program"] == "GATEWAY":
+            gateway = name
+        if program and "prometheus" in program["program"]:
+            prometheus = name
+    for proc in procs:  # an Ollama serves what its download job pulled into the shared store
+        if proc.engine == "ollama":
+            proc.served = frozenset(pulled(services, proc.name))
+    gw = next(p for p in published if p.service == gateway)
+    prom = next((p for p in published if p.service == prometheus), None)
+    config = next(o for inside, o in mounts(root, state, services[gateway]) if inside.endswith("config.yaml"))
+    return Layout("compose", root, procs, {}, secrets, Path(config), ("base", "127.0.0.1", gw.host_port),
+                  published, ("base", "127.0.0.1", prom.host_port) if prom else None, state)
+
+
+def mounts(root: Path, state: Path, s: dict) -> list[tuple[str, str]]:
+    out = []
+    for m in s.get("volumes") or []:
+        if m["type"] == "bind":
+            source = Path(m["source"])
+            out.append((m["target"], str(source if source.is_absolute() else (root / source).resolve())))
+        else:
+            d = state / "volumes" / m["source"]
+            d.mkdir(parents=True, exist_ok=True)
+            out.append((m["target"], str(d)))
+    return out
+
+
+def pulled(services: dict, engine: str) -> list[str]:
+    """Tags `ollama pull` fetches in the jobs the engine waits for."""
+    tags = []
+    for dep in services[engine].get("depends_on") or {}:
+        words = " ".join(str(w) for w in services[dep].get("command") or [])
+        tags += re.findall(r"ollama pull (\S+)", words)
+    return tags
+
+
+def _llama_words(argv: list[str]) -> list[str]:
+    """llama.cpp runs as one shell line (it finds its GGUF file first): its words."""
+    import shlex
+
+    if len(argv) >= 2 and argv[-2] == "-c":
+        return shlex.split(argv[-1])
+    return argv
+
+
+def secret_value(name: str) -> str:
+    """A test value for every secret (LiteLLM wants its master key to start with `sk-`)."""
+    return f"sk-harness-{name.lower().replace('_', '-')}"
