@@ -219,10 +219,14 @@ def container_name(hosts: Hosts, x: Service) -> str:
 
 
 def endpoint_address(e: Endpoint, consumer: Service, services: dict[str, Service], hosts: Hosts) -> tuple[str, int]:
-    """Where `consumer` reaches `e` on a host: loopback on its own node, the node's address on another."""
+    """Where `consumer` reaches `e` on a host: loopback on its own node, the node's address on another.
+
+    Only the service's main port moves on a host (an engine's 8000 becomes its replica's port,
+    the gateway's 4000 the published one); every other port a service listens on (the router's
+    model frontends beside its stats port) stays as its config file binds it."""
     target = services[e.service]
     run = hosts.run(e.service)
-    port = run.port if run.port is not None else e.port
+    port = run.port if run.port is not None and e.port == target.port else e.port
     if target.node == consumer.node:
         host = LOOPBACK if run.bind in (LOOPBACK, "0.0.0.0") else run.bind
     else:

@@ -250,3 +250,25 @@ def test_engines_that_do_not_ship_natively_run_in_their_image(tmp_path):
     start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert start.startswith("ExecStart=/usr/bin/podman run") and "--device=nvidia.com/gpu=0" in start
     assert "--publish 127.0.0.1:8000:" in start and "ghcr.io/huggingface/text-generation-inference:" in start
+
+
+@pytest.mark.parametrize("files", [b[1] for b in BUILDS], ids=IDS)
+def test_the_gateway_calls_the_router_where_its_model_frontends_bind(files):
+    """Read from the emitted files: every local `api_base` of the gateway is an engine's own
+    `--port` or one of the router's model frontends, never its stats frontend."""
+    import yaml
+
+    for node in nodes(files).values():
+        config = node.get("config/gateway/config.yaml")
+        if config is None:
+            continue
+        cfg = node.get("config/router/haproxy.cfg", b"").decode()
+        frontends = dict(re.findall(r"^frontend (\S+)\n  bind \S+:(\d+)$", cfg, re.M))
+        stats = frontends.pop("stats", None)
+        engine_ports = {p for f in files.values() for p in re.findall(rb"(?:--port |OLLAMA_HOST=[\d.]+:)(\d+)", f)}
+        for entry in yaml.safe_load(config)["model_list"]:
+            port = re.search(r":(\d+)/", entry["litellm_params"]["api_base"] + "/")
+            if entry["litellm_params"]["model"].startswith("openai/"):
+                continue  # a hosted overflow destination
+            assert port and port.group(1) != stats, entry
+            assert port.group(1) in set(frontends.values()) | {p.decode() for p in engine_ports}, entry
