@@ -115,7 +115,11 @@ def gateway(spec: Stack, plan: Plan, engines: list[Service], routed: dict[str, E
         config["litellm_settings"].update({"callbacks": ["prometheus"], "require_auth_for_metrics_endpoint": False})
     # the proxy fetches a model price map from the internet at start unless told not to; the
     # copy it ships is enough, and a stack may have no way out
-    env: list = [("LITELLM_LOCAL_MODEL_COST_MAP", "True")]
+    env: list = [("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+                 # LiteLLM counts a streamed answer's tokens with a tokenizer it fetches from the Hub
+                 # for model names like `llama-3` (Xenova/llama-3-tokenizer), retrying for about 30 s
+                 # where there is no way out; offline it counts with the tiktoken it ships
+                 ("HF_HUB_OFFLINE", "1")]
     gw = spec.gateway
     if gw and gw.api_key:
         config["general_settings"]["master_key"] = f"os.environ/{gw.api_key.secret}"
