@@ -55,14 +55,14 @@ class StandIn:
 
     name: str
     kind: str = "vllm"
-    served: Optional[frozenset[str]] = None  # model names it answers to; None: any
+    models: Optional[frozenset[str]] = None  # model names it answers to; None: any
     task: str = "generate"  # generate | embed | rerank
     max_context: int = 0  # tokens (characters / 4); 0: no limit
     metrics: bool = True  # llama.cpp serves /metrics only with --metrics
     component_paths: tuple[str, ...] = ()  # for a component: the GET paths its image answers
     delay: float = 0.0
     fail: bool = False
-    served_count: Counter = field(default_factory=Counter)
+    served: Counter = field(default_factory=Counter)  # path -> requests answered
     requests: list[dict] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -71,7 +71,7 @@ class StandIn:
 
     @property
     def total(self) -> int:
-        return sum(self.served_count.values())
+        return sum(self.served.values())
 
     def serve(self, sock: socket.socket, tls: Optional[ssl.SSLContext] = None) -> "StandIn":
         owner = self
@@ -93,7 +93,7 @@ class StandIn:
 
     def reset(self, **behaviour) -> None:
         with self._lock:
-            self.served_count.clear()
+            self.served.clear()
             self.requests.clear()
             self.max_in_flight = 0
         self.delay, self.fail = 0.0, False
@@ -148,11 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"{s.kind} has no GET {path}"}})
             return
         if path == "/metrics":
-            label = next(iter(sorted(s.served or {s.name})))
+            label = next(iter(sorted(s.models or {s.name})))
             lines = [f'{m}{{model_name="{label}"}} 0' for m in METRICS.get(s.kind, ["up"])]
             self._text(200, "\n".join(lines) + "\n")
         elif path in ("/v1/models", "/api/tags"):
-            names = sorted(s.served or {s.name})
+            names = sorted(s.models or {s.name})
             if path == "/api/tags":
                 self._json(200, {"models": [{"name": n, "model": n} for n in names]})
             else:
@@ -185,11 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with s._lock:
                 s.in_flight -= 1
-                s.served_count[path] += 1
+                s.served[path] += 1
 
     def _answer(self, path: str, model: Optional[str], request: dict) -> None:
         s = self.standin
-        if ENGINES[s.kind]["checks_model"] and s.served is not None and model not in s.served:
+        if ENGINES[s.kind]["checks_model"] and s.models is not None and model not in s.models:
             if s.kind == "ollama":
                 self._json(404, {"error": f'model "{model}" not found, try pulling it first'})
             else:
