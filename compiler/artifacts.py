@@ -22,6 +22,7 @@ class Artifact:
     kind: Kind
     ref: str  # repo id, Ollama tag, s3 URL or path, as written (minus the scheme for hf)
     gguf_quant: Optional[str] = None  # `Q4_K_M` from `repo:Q4_K_M`
+    weight_files: str = "safetensors"  # a repo that publishes only PyTorch `.bin` weights says `bin`
 
     @property
     def display(self) -> str:

@@ -8,7 +8,7 @@ know about a model that is not a planning decision is settled here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from . import artifacts, engines
@@ -213,6 +213,8 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
             diags.append(Diagnostic.error(
                 "SC306", f"`{artifact.ref}` does not exist", where("models", i, "weights"),
                 label="no such file or directory", help="local paths are relative to the spec file"))
+    if info is not None and artifact.kind == "hf" and artifact.ref == info.hf_repo and info.weight_files != "safetensors":
+        artifact = replace(artifact, weight_files=info.weight_files)
     loaded = artifacts.detected_format(artifact)
     if loaded is None and m.weights is None and info is not None:
         loaded = {"fp8": "fp8", "mxfp4": "mxfp4"}.get(info.native_dtype, "none")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from dataclasses import replace
 
@@ -116,13 +117,92 @@ def test_managed_flags_include_settings_the_plan_did_not_need():
     assert vllm.canonical_flag("--no-enable-prefix-caching") == "enable-prefix-caching"
 
 
+def _download_script(step) -> str:
+    assert step.entrypoint == ("/bin/sh",) and step.command[0] == "-c"
+    return step.command[1]
+
+
 def test_download_uses_the_engine_image_and_pins_the_revision():
     from stackc.artifacts import Artifact
 
     step = engines.get("vllm").download(replace(BASE, revision="a" * 40), Artifact("hf", "meta-llama/Llama-3.1-8B-Instruct"),
                                         "vllm/vllm-openai:v0.33.0")
-    assert step.image == "vllm/vllm-openai:v0.33.0" and step.entrypoint == ("hf",)
-    assert step.command == ("download", "meta-llama/Llama-3.1-8B-Instruct", "--revision", "a" * 40)
+    assert step.image == "vllm/vllm-openai:v0.33.0"
+    words = shlex.split(_download_script(step).split(";")[1])
+    assert words[:5] == ["hf", "download", "meta-llama/Llama-3.1-8B-Instruct", "--revision", "a" * 40]
+
+
+# a Hugging Face repo's files as they are published (meta-llama, gpt-oss, Mistral, bge): what the engine
+# loads, and the copies in other formats beside it
+REPO_TREES = {
+    "meta-llama/Llama-3.1-8B-Instruct": {
+        "keep": ["config.json", "generation_config.json", "model-00001-of-00004.safetensors",
+                 "model.safetensors.index.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
+        "drop": ["original/consolidated.00.pth", "original/params.json", "original/tokenizer.model", "LICENSE", "USE_POLICY.md"]},
+    "openai/gpt-oss-20b": {
+        "keep": ["config.json", "chat_template.jinja", "model-00000-of-00002.safetensors", "tokenizer.json"],
+        "drop": ["original/model.safetensors", "original/config.json", "metal/model.bin"]},
+    "mistralai/Mistral-7B-Instruct-v0.3": {
+        "keep": ["config.json", "model-00001-of-00003.safetensors", "tokenizer.model", "tokenizer.model.v3", "params.json"],
+        "drop": ["consolidated.safetensors"]},
+    "BAAI/bge-small-en-v1.5": {
+        "keep": ["config.json", "model.safetensors", "modules.json", "1_Pooling/config.json", "vocab.txt",
+                 "sentence_bert_config.json"],
+        "drop": ["pytorch_model.bin", "onnx/model.onnx"]},
+}
+
+
+def _kept(path: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """huggingface_hub's filter_repo_objects: fnmatchcase (`*` crosses `/`), an exclude wins."""
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(path, p) for p in include) and not any(fnmatchcase(path, p) for p in exclude)
+
+
+@pytest.mark.parametrize("repo", sorted(REPO_TREES))
+def test_downloads_fetch_only_what_the_engine_loads(repo):
+    from stackc.artifacts import Artifact
+    from stackc.engines.base import hf_patterns
+
+    include, exclude = hf_patterns(BASE, Artifact("hf", repo))
+    for path in REPO_TREES[repo]["keep"]:
+        assert _kept(path, include, exclude), path
+    for path in REPO_TREES[repo]["drop"]:
+        assert not _kept(path, include, exclude), path
+
+
+def test_a_repo_with_only_pytorch_weights_downloads_them_and_remote_code_only_when_trusted():
+    from stackc.artifacts import Artifact
+    from stackc.engines.base import hf_patterns
+
+    include, exclude = hf_patterns(BASE, Artifact("hf", "BAAI/bge-m3", weight_files="bin"))
+    assert _kept("pytorch_model.bin", include, exclude) and not _kept("onnx/model.onnx_data", include, exclude)
+    assert not _kept("modeling_deepseek.py", *hf_patterns(BASE, Artifact("hf", "deepseek-ai/DeepSeek-V3")))
+    trusted = replace(BASE, extra_args=(("trust-remote-code", True),))
+    assert _kept("modeling_deepseek.py", *hf_patterns(trusted, Artifact("hf", "deepseek-ai/DeepSeek-V3")))
+
+
+def test_the_download_leaves_a_cache_an_offline_engine_can_read(tmp_path):
+    """Run the emitted script with a stand-in `hf` that does what huggingface_hub 1.22+ does to
+    the cache (a snapshot, and the repo's whole file list under `trees/`): the list goes, and a
+    download by commit leaves `refs/main` naming it."""
+    from stackc.artifacts import Artifact
+
+    revision = "b" * 40
+    step = engines.get("vllm").download(replace(BASE, revision=revision), Artifact("hf", "openai/gpt-oss-20b"),
+                                        "vllm/vllm-openai:v0.33.0")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    hf = bin_dir / "hf"
+    hf.write_text('#!/bin/sh\nd="$HF_HOME/hub/models--openai--gpt-oss-20b"\n'
+                  'mkdir -p "$d/snapshots/$4" "$d/trees" && echo "$@" > "$d/args" && echo "[]" > "$d/trees/$4.json"\n')
+    hf.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")}
+    subprocess.run(["/bin/sh", "-c", _download_script(step)], env=env, check=True)
+    folder = tmp_path / "hf" / "hub" / "models--openai--gpt-oss-20b"
+    assert not (folder / "trees").exists()
+    assert (folder / "refs" / "main").read_text() == revision
+    assert "--exclude original/*" in (folder / "args").read_text()
 
 
 def test_no_engine_binds_to_loopback_inside_a_container():

@@ -70,6 +70,7 @@ class ModelInfo:
     sources: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
     origin: str = "catalog"  # catalog | config.json | architecture
+    weight_files: str = "safetensors"  # what the repo's weights are stored as: safetensors | bin
 
     @property
     def has_kv_cache(self) -> bool:
@@ -205,6 +206,7 @@ def model_from_dict(raw: dict, origin: str = "catalog") -> ModelInfo:
         sources=tuple(raw.get("sources", ())),
         unverified=tuple(raw.get("unverified", ())),
         origin=origin,
+        weight_files=raw.get("weight_files", "safetensors"),
     )
 
 

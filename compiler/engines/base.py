@@ -368,34 +368,75 @@ def probe_configs(ec: EngineConfig) -> list[EngineConfig]:
     return [base, full, replace(full, prefix_caching=False), replace(full, task="embed")]
 
 
+# What an engine that loads Hugging Face checkpoints reads from a repo: configs, tokenizers, chat
+# templates and the safetensors weights (vLLM's and SGLang's loaders, transformers' config and
+# tokenizer files, sentence-transformers' pooling files). Left out: Meta's `original/` .pth copy
+# (16 GB for an 8B), gpt-oss's `original/` and `metal/` copies, ONNX and OpenVINO exports, and
+# Mistral's `consolidated*` duplicate of the HF-format shards. `*` crosses `/` in these patterns.
+HF_INCLUDE = ("*.json", "*.safetensors", "*.jinja", "*.model", "tokenizer.model.v*", "*.tiktoken", "*.txt")
+HF_EXCLUDE = ("original/*", "metal/*", "onnx/*", "openvino/*", "consolidated*")
+
+
+def hf_patterns(ec: EngineConfig, artifact: Optional[Artifact] = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(include, exclude) for a checkpoint the engine loads: PyTorch `.bin` weights only for a
+    repo that has nothing else, the repo's Python only when the engine is told to run it."""
+    include = list(HF_INCLUDE)
+    if artifact is not None and artifact.weight_files == "bin":
+        include.append("*.bin")
+    if any(normalise_flag(str(k)) == "trust-remote-code" and v not in (False, None) for k, v in ec.extra_args):
+        include.append("*.py")
+    return tuple(include), HF_EXCLUDE
+
+
 def hf_download_command(repo: str, revision: Optional[str], cache: str, include: tuple[str, ...] = (),
-                        cli: tuple[str, ...] = ("hf",)) -> tuple[str, ...]:
+                        cli: tuple[str, ...] = ("hf",), exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
     cmd = [*cli, "download", repo]
     if revision:
         cmd += ["--revision", revision]
     for pattern in include:
         cmd += ["--include", pattern]
+    for pattern in exclude:
+        cmd += ["--exclude", pattern]
     return tuple(cmd)
 
 
+def hub_cache_fixups(repo: str, revision: Optional[str]) -> list[str]:
+    """Shell lines that let an engine find a filtered download offline. huggingface_hub 1.22 and
+    later record the repo's whole file list (`trees/`) and refuse an offline snapshot that lacks
+    a listed file its caller's patterns match (vLLM asks for every `*.safetensors` outside
+    `original/**/*`, so gpt-oss's `original/model.safetensors` would be missing): the listing
+    goes. A download by commit writes no `refs/main`, which lookups without a revision need."""
+    folder = '"$HF_HOME/hub/models--' + repo.replace("/", "--") + '"'
+    lines = [f"rm -rf {folder}/trees"]
+    if revision:
+        lines.append(f"mkdir -p {folder}/refs && printf %s {_sh(revision)} > {folder}/refs/main")
+    return lines
+
+
 def default_download(ec: EngineConfig, artifact: Artifact, image: str, hf_cli: tuple[str, ...]) -> Optional[DownloadStep]:
-    """Fetch into the shared cache with the engine's own image (it already has the HF CLI)."""
+    """Fetch into the shared cache with the engine's own image (it already has the HF CLI):
+    only what the engine loads, then the cache fix-ups an offline start needs."""
     if artifact.kind == "local":
         return None
     if artifact.kind == "s3":
         return s3_download(artifact, ec)
-    include = (f"*{any_case(artifact.gguf_quant)}*.gguf",) if artifact.gguf_quant else ()
-    steps = [hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include, hf_cli)]
-    for _, source in ec.adapters:
-        adapter = _adapter_repo(source)
-        if adapter:
-            steps.append(hf_download_command(adapter, None, ec.cache_dir, (), hf_cli))
-    if ec.speculative:
-        steps.append(hf_download_command(ec.speculative[0], None, ec.cache_dir, (), hf_cli))
-    if len(steps) == 1:
-        return DownloadStep(image, steps[0][1:], entrypoint=steps[0][:1], env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
-    script = " && ".join(" ".join(_sh(a) for a in step) for step in steps)
+    if artifact.gguf_quant:
+        include, exclude = (f"*{any_case(artifact.gguf_quant)}*.gguf",), ()
+    else:
+        include, exclude = hf_patterns(ec, artifact)
+    steps: list[str] = [_line(hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include, hf_cli, exclude)),
+                        *hub_cache_fixups(artifact.ref, ec.revision)]
+    adapter_include, adapter_exclude = hf_patterns(ec)
+    extra = [_adapter_repo(source) for _, source in ec.adapters] + ([ec.speculative[0]] if ec.speculative else [])
+    for repo in filter(None, extra):
+        steps.append(_line(hf_download_command(repo, None, ec.cache_dir, adapter_include, hf_cli, adapter_exclude)))
+        steps += hub_cache_fixups(repo, None)
+    script = "set -e; " + "; ".join(steps)
     return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
+
+
+def _line(words: tuple[str, ...]) -> str:
+    return " ".join(_sh(w) for w in words)
 
 
 def any_case(text: str) -> str:

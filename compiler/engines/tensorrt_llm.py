@@ -12,8 +12,8 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Resources
-from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, hf_download_command, local_dir,
-                   render_args)
+from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, hf_download_command, hf_patterns,
+                   local_dir, render_args)
 
 
 class TensorRtLlm(Engine):
@@ -93,7 +93,9 @@ class TensorRtLlm(Engine):
 
             return default_download(ec, artifact, image, hf_cli=("hf",))
         # trtllm-serve takes no revision: fetch a pinned snapshot into a directory and serve that
-        cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir)) + ["--local-dir", local_dir(ec, artifact)]
+        include, exclude = hf_patterns(ec, artifact)
+        cmd = list(hf_download_command(artifact.ref, ec.revision, ec.cache_dir, include, exclude=exclude)) + [
+            "--local-dir", local_dir(ec, artifact)]
         return DownloadStep(image, tuple(cmd[1:]), entrypoint=tuple(cmd[:1]), env=(("HF_HOME", f"{ec.cache_dir}/hf"),))
 
 

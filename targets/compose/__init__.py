@@ -19,6 +19,12 @@ from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 CONDITIONS = {"started": "service_started", "healthy": "service_healthy", "completed": "service_completed_successfully"}
 
 
+def literal(text: str) -> str:
+    """A string compose must not interpolate: `$` doubled (a shell's `$HF_HOME` or `$(find ...)`
+    reaches the container as written); the `${NAME:?...}` references stackc writes are not."""
+    return text.replace("$", "$$")
+
+
 def _bytes(n: int) -> str:
     """Docker's size notation (binary units): `16gb`, `512mb`."""
     if n % GIB == 0:
@@ -80,11 +86,11 @@ class ComposeTarget(Target):
     def service(self, s: Service, dep: Deployment) -> dict:
         out: dict[str, Any] = {"image": s.image}
         if s.entrypoint is not None:
-            out["entrypoint"] = list(s.entrypoint)
+            out["entrypoint"] = [literal(w) for w in s.entrypoint]
         if s.command:
-            out["command"] = list(s.command)
+            out["command"] = [literal(w) for w in s.command]
         if s.env:
-            out["environment"] = {k: self.resolve(v) if not isinstance(v, str) else v for k, v in s.env}
+            out["environment"] = {k: self.resolve(v) if not isinstance(v, str) else literal(v) for k, v in s.env}
         if s.port is not None and not s.published:
             out["expose"] = [str(s.port)]
         if s.published:
@@ -111,7 +117,7 @@ class ComposeTarget(Target):
             self.gpus(s, out)
         if s.health is not None:
             out["healthcheck"] = {
-                "test": ["CMD", *s.health.command],
+                "test": ["CMD", *(literal(w) for w in s.health.command)],
                 "interval": f"{s.health.interval_s}s",
                 "timeout": f"{s.health.timeout_s}s",
                 "retries": s.health.retries,

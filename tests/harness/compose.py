@@ -30,18 +30,21 @@ PROGRAM_IMAGES = {
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's `${VAR}`, `${VAR:?message}`, `${VAR:-default}` and `$$`."""
+    """Compose's interpolation: `$$` is a `$`; `${VAR}`, `${VAR:?message}`, `${VAR:-default}`
+    and `$VAR` are the variable's value."""
     def one(m: re.Match) -> str:
-        name, op, rest = m.group(1), m.group(2), m.group(3)
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, rest = m.group(2), m.group(3)
         got = env.get(name, "")
-        if op == ":?" and not got:
+        if op in (":?", "?") and not got:
             raise KeyError(f"{name} is required: {rest}")
         if op in (":-", "-") and not got:
             return rest or ""
         return got
 
-    value = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:\?|:-|-|\?)([^}]*))?\}", one, value)
-    return value.replace("$$", "$")
+    return re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:\?|:-|-|\?)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)", one, value)
 
 
 def read(root: Path, state: Path, gateway_program: str) -> Layout:
