@@ -20,6 +20,20 @@ class Image:
     def ref(self) -> str:
         return f"{self.repository}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
 
+    @property
+    def pinned_tag(self) -> str:
+        """The tag with its digest (`v0.33.0@sha256:...`), for fields that take the part after `:`."""
+        return self.tag + (f"@{self.digest}" if self.digest else "")
+
+
+def parse(ref: str) -> Image:
+    """`[registry[:port]/]repository[:tag][@digest]`, split once here for every reader (the
+    engine version comes from the tag; the helm chart takes repository and tag apart)."""
+    name, _, digest = ref.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    repository, tag = (name.rsplit(":", 1) if ":" in last else (name, ""))
+    return Image(repository, tag, digest)
+
 
 # inference engines (NVIDIA builds; ROCm builds where the project publishes them)
 VLLM = Image("vllm/vllm-openai", "v0.33.0")

@@ -261,7 +261,9 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         autoscale = Autoscale(m.autoscale.metric, query or "", m.autoscale.target)
     resources = replace(e.resources(ec), memory_bytes=mp.host_memory_bytes,
                         cpus=e.cpu_cores(mp.evaluation.tp * mp.evaluation.pp))
-    env = tuple(e.env(ec)) + token_env
+    # the token goes to the download only: every engine loads from the cache its download filled
+    # (vLLM, SGLang and TGI with HF_HUB_OFFLINE=1), so a secret it never uses stays out of it
+    env = tuple(e.env(ec))
     disk = next((t for t in ec.kv_offload if t.tier == "disk"), None)
     for index, pieces in enumerate(slots):
         node, indices = pieces[0]

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from . import artifacts, engines
+from . import artifacts, engines, images
 from .artifacts import Artifact
 from .catalog import Catalog, GpuInfo, ModelInfo
 from .catalog.local import ConfigError, from_architecture, from_config
@@ -159,10 +159,10 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
     vendor = gpu.vendor if gpu else "nvidia"
     if m.image:
         image = m.image
-        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
-        version = parse_version(tag.split("@")[0]) if tag else None
+        tag = images.parse(image).tag
+        version = parse_version(tag) if tag else None
         default = engine.default_image(vendor) or engine.default_image("nvidia")
-        if tag in ("", "latest") or "@" in image and not tag:
+        if tag in ("", "latest"):
             diags.append(Diagnostic.error(
                 "SC310", f"image `{image}` is not pinned to a version", where("models", i, "image"),
                 label="no version tag" if not tag else "`latest` moves",

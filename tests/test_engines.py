@@ -210,3 +210,38 @@ def test_no_engine_binds_to_loopback_inside_a_container():
         ec = replace(BASE, engine=name, model="qwen2.5:7b" if name == "ollama" else BASE.model)
         text = " ".join(engine.argv(ec)) + " ".join(v for _, v in engine.env(ec))
         assert "0.0.0.0" in text, name
+
+
+@pytest.mark.parametrize("ref,repository,tag,digest", [
+    ("vllm/vllm-openai:v0.33.0", "vllm/vllm-openai", "v0.33.0", ""),
+    ("vllm/vllm-openai:v0.33.0@sha256:" + "c" * 64, "vllm/vllm-openai", "v0.33.0", "sha256:" + "c" * 64),
+    ("registry.example:5000/team/vllm:v0.31.0", "registry.example:5000/team/vllm", "v0.31.0", ""),
+    ("registry.example:5000/team/vllm@sha256:" + "d" * 64, "registry.example:5000/team/vllm", "", "sha256:" + "d" * 64),
+])
+def test_image_references_are_split_once(ref, repository, tag, digest):
+    from stackc import images
+
+    image = images.parse(ref)
+    assert (image.repository, image.tag, image.digest) == (repository, tag, digest)
+    assert image.ref == ref or not tag
+
+
+def test_a_digest_pinned_image_keeps_its_version_and_reaches_the_chart_whole(tmp_path):
+    import yaml
+
+    from .conftest import MINIMAL, compile_spec
+
+    pinned = "vllm/vllm-openai:v0.31.0@sha256:" + "e" * 64
+    text = MINIMAL.replace("max_context: 8192}", f"max_context: 8192, image: \"{pinned}\"}}")
+    files, _, _ = compile_spec(tmp_path, text, "helm")
+    spec = yaml.safe_load(files["values.yaml"])["servingEngineSpec"]["modelSpec"][0]
+    assert (spec["repository"], spec["tag"]) == ("vllm/vllm-openai", "v0.31.0@sha256:" + "e" * 64)
+    files, _, _ = compile_spec(tmp_path, text, "compose")
+    assert f'image: "{pinned}"' in files["compose.yaml"].decode()
+    import json
+
+    from .conftest import run_cli
+
+    plan = run_cli("plan", str(tmp_path / "stack.yaml"), "--format", "json")
+    assert plan.exit_code == 0 and "SC310" not in plan.output, plan.output
+    assert json.loads(plan.stdout)["models"][0]["engine_version"] == "0.31.0"

@@ -76,6 +76,12 @@ def test_compose_binary_accepts_it(built):
         if svc.role == "gateway":
             assert not any(s.role == "engine" for s in dep.services if s.name in got.get("depends_on", {}))
             assert got["ports"][0]["published"] == str(dep.gateway_port)
+        # logs rotate: Docker's json-file driver keeps every line unless told otherwise
+        assert got["logging"]["driver"] == "json-file" and got["logging"]["options"]["max-size"], svc.name
+        # the token only where it is used: downloads, never an engine that loads from the cache
+        secrets = {k for k, v in (got.get("environment") or {}).items() if v == SECRET_VALUE.format(name=k)}
+        if svc.role == "engine":
+            assert "HF_TOKEN" not in secrets, svc.name
 
 
 @pytest.mark.parametrize("built", [v.values for v in VARIANTS], ids=[v.id for v in VARIANTS], indirect=True)

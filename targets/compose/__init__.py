@@ -16,6 +16,9 @@ from stackc.units import GIB, MIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 
+# Docker's json-file driver keeps every line unless told otherwise (vLLM logs its stats every
+# 10 s): at most 5 files of 100 MB per service, still readable by `docker compose logs`
+LOGGING = {"driver": "json-file", "options": {"max-size": "100m", "max-file": "5"}}
 CONDITIONS = {"started": "service_started", "healthy": "service_healthy", "completed": "service_completed_successfully"}
 
 
@@ -127,6 +130,7 @@ class ComposeTarget(Target):
         if s.depends_on:
             out["depends_on"] = {d.service: {"condition": CONDITIONS[d.condition]} for d in s.depends_on}
         out["restart"] = "no" if s.one_shot else "unless-stopped"
+        out["logging"] = LOGGING
         return out
 
     def gpus(self, s: Service, out: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from stackc import images
 from stackc.ir import Cluster, Deployment, Endpoint, SecretRef, Service
 from stackc.units import GIB
 
@@ -30,8 +31,8 @@ def model_spec(replicas: list[Service], download: Optional[Service], dep: Deploy
     cluster = dep.cluster
     out: dict[str, Any] = {
         "name": s.group,
-        "repository": s.image.rsplit(":", 1)[0],
-        "tag": s.image.rsplit(":", 1)[1],
+        "repository": images.parse(s.image).repository,
+        "tag": images.parse(s.image).pinned_tag,
         "modelURL": s.command[0],
     }
     if ec.revision:
