@@ -360,6 +360,14 @@ The terraform target writes a module that creates the stack's machines on a clou
 `hardware.provider` (`aws`, `gcp` or `azure`) and `hardware.region`. A stack on your own servers is built with
 the systemd or compose target instead.
 """),
+    "SC611": ("scale to zero with nothing to wake the model", """
+`replicas: {min: 0}` lets the autoscaler remove a model's last pod. The helm target's autoscaler
+(KEDA) scales on the engine's own metrics (queue depth, KV-cache usage, request rate), and those
+disappear with the last pod: nothing would ever scale the model up again, and no component holds
+a request while a pod starts (minutes, for a large model). Set `replicas.min: 1`. Scaling to zero
+needs a component that counts and holds requests while the model wakes (KEDA's HTTP add-on, or
+the gateway queueing them), which stackc does not emit yet.
+"""),
     # ---------------------------------------------------------------- SC7xx safety
     "SC701": ("secret written inline", """
 A field that holds a credential (an API key, a Redis URL with a password) has a literal value.

@@ -289,6 +289,8 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         m, i = rm.spec, rm.index
         if not isinstance(m.replicas, int):
             out.append(Feature("replica-range", where("models", i, "replicas"), m.name))
+            if m.replicas.min == 0:
+                out.append(Feature("scale-to-zero", where("models", i, "replicas", "min"), m.name))
         if m.autoscale is not None:
             out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name))
         engine_span = where("models", i, "engine") if m.engine else where("models", i, "model")

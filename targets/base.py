@@ -22,6 +22,7 @@ ROUTING_MODES = ("round-robin", "least-load", "session", "prefix-aware")
 @dataclass(frozen=True)
 class Capabilities:
     autoscaling: bool = False  # replica ranges and `autoscale`
+    scale_to_zero: bool = False  # something holds requests and wakes a model with no replica left
     multi_node: bool = False
     gpu_vendors: tuple[str, ...] = ("nvidia",)
     kv_tiers: bool = False
@@ -52,6 +53,12 @@ class Target:
                 "SC601", f"the {t} target runs a fixed number of replicas; model `{f.detail}` asks for {what}",
                 f.span, label="not expressible here",
                 help="set `replicas: N` in this environment; autoscaling lives in the helm target")
+        if f.name == "scale-to-zero" and c.autoscaling and not c.scale_to_zero:
+            return Diagnostic.error(
+                "SC611", f"model `{f.detail}` may scale to zero pods, and nothing on the {t} target would wake it",
+                f.span, label="no replica left to report load",
+                help="set `replicas.min: 1`: the autoscaler reads the engine's own metrics, which vanish with the last "
+                     "pod, and no component holds requests while one starts")
         if f.name == "multi-node" and not c.multi_node:
             help_text = ("set `hardware.nodes: 1` in this environment: the models fit on one node"
                          if "fits-one-node" in f.detail else "split the stack into one spec per host")

@@ -371,3 +371,15 @@ def test_all_envs_writes_one_values_file_per_environment(tmp_path):
     prod = yaml.safe_load((tmp_path / "out/prod/values.yaml").read_text())
     scaler = next(o for o in prod["extraObjects"] if o["kind"] == "ScaledObject")
     assert scaler["spec"]["triggers"][0]["metadata"]["query"] == 'sum(vllm:kv_cache_usage_perc{model_name="chat"})'
+
+
+def test_scaling_to_zero_is_refused_until_something_wakes_the_model(tmp_path):
+    """KEDA scales on vLLM's own metrics, which vanish with the last pod."""
+    text = MINIMAL.replace("gpus_per_node: 1", "gpus_per_node: 2").replace("max_context: 8192}", "max_context: 8192, replicas: {min: 0, max: 2}, "
+                                                  "autoscale: {metric: queue_depth, target: 8}}")
+    files, codes, shown = build(tmp_path, text)
+    assert files is None and ("SC611", "error") in codes and "replicas.min: 1" in shown
+    files, codes, _ = build(tmp_path, text.replace("min: 0", "min: 1"))
+    assert files is not None and not any(c == "SC611" for c, _ in codes)
+    scaled = [o for o in yaml.safe_load(files["values.yaml"])["extraObjects"] if o["kind"] == "ScaledObject"]
+    assert scaled and all(o["spec"]["minReplicaCount"] >= 1 for o in scaled)
