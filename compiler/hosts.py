@@ -23,7 +23,8 @@ import re
 from dataclasses import replace
 from typing import Optional
 
-from .ir import Endpoint, HostRun, Hosts, Service, Volume
+from . import locks
+from .ir import Endpoint, HostRun, Hosts, Install, Service, Volume
 from .spec import Stack, Systemd
 
 FIRST_ENGINE_PORT = 8000
@@ -40,6 +41,8 @@ LISTEN_ENV = {"dashboards": (("GF_SERVER_HTTP_ADDR", "{bind}"), ("GF_SERVER_HTTP
               "ui": (("HOST", "{bind}"), ("PORT", "{port}")),
               "gpu-metrics": (("DCGM_EXPORTER_LISTEN", "{bind}:{port}"),)}
 NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("/usr/bin/prometheus",)}
+APT_PACKAGES = {"router": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
+OLLAMA_ARCHIVE = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-amd64.tgz"
 
 
 def settings(spec: Stack) -> Systemd:
@@ -71,7 +74,20 @@ def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Vo
     for x in services:
         bind, port = listen_address(x, ports, front, root)
         runs.append((x.name, host_run(x, s, root, bind, port)))
-    return replace(root, runs=tuple(runs))
+    return replace(root, runs=tuple(_one_lock_per_venv(runs, {x.name: x.node for x in services})))
+
+
+def _one_lock_per_venv(runs: list[tuple[str, HostRun]], node_of: dict[str, str]) -> list[tuple[str, HostRun]]:
+    """Engines of one node share a venv: where one of them needs LMCache, they all get the lock
+    that has it (a superset of the plain one)."""
+    chosen: dict[tuple[str, str], Install] = {}
+    for name, run in runs:
+        for i in run.installs:
+            key = (node_of[name], i.name)
+            if i.kind == "venv" and (key not in chosen or "lmcache" in i.requirement):
+                chosen[key] = i
+    return [(name, replace(run, installs=tuple(chosen.get((node_of[name], i.name), i) if i.kind == "venv" else i
+                                              for i in run.installs))) for name, run in runs]
 
 
 def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) -> tuple[str, Optional[int]]:
@@ -113,6 +129,36 @@ def remap(text: str, table: list[tuple[str, str, bool]]) -> str:
 
 
 def host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
+    run = _host_run(x, s, hosts, bind, port)
+    return replace(run, installs=installs(x, s, hosts, run))
+
+
+def installs(x: Service, s: Systemd, hosts: Hosts, run: HostRun) -> tuple[Install, ...]:
+    """What the host must have for this run: decided here, installed by a cloud's first boot
+    and named in the systemd docs."""
+    out = [Install("apt", "curl")] if x.health is not None and not x.one_shot else []
+    if run.container:
+        return (*out, Install("apt", "podman" if hosts.runtime == "podman" else "docker.io"))
+    if x.role in APT_PACKAGES:
+        out.append(Install("apt", APT_PACKAGES[x.role]))
+    ec = x.engine
+    if x.role == "engine" and ec is not None and ec.engine in ("vllm", "sglang"):
+        lmcache = ec.kv_mechanism == "lmcache"
+        lock = locks.engine_lock(ec.engine, ec.version, lmcache)
+        venv = s.vllm_venv if ec.engine == "vllm" else s.sglang_venv
+        out += [Install("apt", "python3-venv"),
+                Install("venv", venv, lock.file if lock else "", lock.requirement if lock else
+                        locks.requirement(ec.engine, ec.version, lmcache))]
+    elif x.role == "engine" and ec is not None and ec.engine == "ollama":
+        version = ".".join(map(str, ec.version))
+        out.append(Install("archive", s.ollama.rsplit("/bin/", 1)[0], requirement=OLLAMA_ARCHIVE.format(version=version)))
+    elif x.role == "gateway":
+        out += [Install("apt", "python3-venv"),
+                Install("venv", s.gateway_venv, locks.GATEWAY.file, locks.GATEWAY.requirement)]
+    return tuple(out)
+
+
+def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
     table = mounts(x, hosts)
     writable = tuple(sorted({h for _, h, w in table if w}))
     readable = tuple(sorted({h for _, h, w in table if not w}))

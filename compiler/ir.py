@@ -297,6 +297,18 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Install:
+    """Software a host must have for a native run: a distribution package (`apt`), a virtual
+    environment filled from a hashed lock (`venv`; `lock` is empty where stackc has no lock for
+    this version), or a release archive unpacked into a directory (`archive`)."""
+
+    kind: Literal["apt", "venv", "archive"]
+    name: str  # the package, the venv's directory, or the archive's directory
+    lock: str = ""  # venv: the lock's file name
+    requirement: str = ""  # venv: the top-level pins; archive: its URL
+
+
+@dataclass(frozen=True)
 class HostRun:
     """How a service runs on a host without an orchestrator (systemd, a cloud VM's boot): a
     native command, or a container run by the host's runtime. Paths are the host's."""
@@ -309,6 +321,7 @@ class HostRun:
     writable: tuple[str, ...] = ()  # host paths it writes
     readable: tuple[str, ...] = ()  # host paths it reads beyond the system's
     memory_max: int = 0  # bytes the service may use before the kernel stops it (0: no cap)
+    installs: tuple[Install, ...] = ()  # what the host must have installed for it
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,8 @@ def stubbed(tmp_path: Path) -> tuple[dict, Path]:
 @pytest.mark.parametrize("build", BUILDS, ids=IDS)
 def test_install_script_passes_shellcheck(build, tmp_path):
     for path, data in build[1].items():
-        if path.endswith("install.sh"):
-            script = tmp_path / "install.sh"
+        if path.endswith(("install.sh", "software.sh")):
+            script = tmp_path / path.rsplit("/", 1)[-1]
             script.write_bytes(data)
             result = run_tool(tool("shellcheck"), "--severity=style", str(script))
             assert result.returncode == 0 and not result.stdout, result.stdout
@@ -209,6 +209,78 @@ def test_install_script_is_idempotent_and_keeps_local_changes(tmp_path):
     forced = run("--force")
     assert forced.returncode == 0 and "installed  /etc/systemd/system/rag-gateway.service" in forced.stdout
     assert not edited.read_text().endswith("# a local change\n")
+
+    # day 2: a rebuild changed the gateway's config; --restart restarts the units that read it
+    config = out / "config/gateway/config.yaml"
+    config.write_text(config.read_text() + "# a new build\n")
+    update = run("--restart")
+    assert update.returncode == 0 and "installed  /etc/stackc/rag/gateway/config.yaml" in update.stdout
+    assert "restarted  rag-gateway.service (those running)" in update.stdout
+    assert run("--restart").stdout.count("restarted") == 0  # nothing changed, nothing restarts
+
+
+def test_install_refuses_a_login_account_as_the_service_user(tmp_path):
+    files = nodes(dict(BUILDS)["chatbot-8b-l40s-base"])[""]
+    out = tmp_path / "out"
+    for path, data in files.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(data)
+    env, root = stubbed(tmp_path)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nstackc:x:1000:1000::/home/stackc:/bin/bash\n")
+    result = subprocess.run(["bash", str(out / "install.sh")], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "it is a login account (uid 1000)" in result.stderr
+    assert not (root / "etc/systemd/system").exists()
+
+
+SOFTWARE_STUBS = {
+    # nothing installed yet, then what apt installed
+    "dpkg-query": 'grep -qx "$3" "$STUB_STATE/installed" 2>/dev/null && echo "install ok installed"',
+    "apt-get": 'echo "apt-get $*" >> "$STUB_LOG"; for w in "$@"; do echo "$w" >> "$STUB_STATE/installed"; done',
+    "systemctl": 'echo "systemctl $*" >> "$STUB_LOG"',
+    # a venv whose pip records what it was asked to install
+    "python3": 'if [ "$1" = "-m" ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; '
+               "printf '#!/bin/sh\\necho \"pip $*\" >> \"$STUB_LOG\"\\n' > \"$3/bin/pip\"; chmod +x \"$3/bin/pip\"; "
+               'else exec "$REAL_PYTHON" "$@"; fi',
+}
+
+
+def test_software_script_installs_each_venv_from_its_hashed_lock_once(tmp_path):
+    files = nodes(dict(BUILDS)["rag-disk-kv-l40s-base"])[""]
+    out = tmp_path / "out"
+    for path, data in files.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(data)
+    bin_dir, state = tmp_path / "stubs", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, body in SOFTWARE_STUBS.items():
+        (bin_dir / name).write_text(f"#!/usr/bin/env bash\nset -eu\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    log, root = tmp_path / "stub.log", tmp_path / "root"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STACKC_ROOT": str(root), "STUB_LOG": str(log),
+           "STUB_STATE": str(state), "REAL_PYTHON": shutil.which("python3")}
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(out / "software.sh")], capture_output=True, text=True, env=env, timeout=60)
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = log.read_text()
+    assert "-o DPkg::Lock::Timeout=600" in calls and "haproxy" in calls and "python3-venv" in calls
+    pips = [line for line in calls.splitlines() if line.startswith("pip ")]
+    # the LMCache engine and the plain one share the vLLM venv: one install, from the lock with LMCache
+    assert sorted(pips) == sorted([
+        "pip install --quiet --disable-pip-version-check --no-input --require-hashes --no-deps -r "
+        f"requirements/{lock}" for lock in ("litellm-1.104.2-gateway.txt", "vllm-0.33.0-lmcache.txt")])
+    assert (root / "opt/stackc/vllm/.stackc-lock").is_file()
+    second = run()
+    assert second.returncode == 0 and "installed" not in second.stdout, second.stdout
+    assert log.read_text().count("pip install") == 2  # nothing installed twice
+
+    env["REAL_PYTHON"] = "/bin/false"  # a host whose Python the lock does not admit: a clear refusal
+    (root / "opt/stackc/vllm/.stackc-lock").unlink()
+    old = run()
+    assert old.returncode != 0 and "needs Python >= 3.10" in old.stderr, old.stdout + old.stderr
 
 
 # ---- what a host cannot express, and the systemd version

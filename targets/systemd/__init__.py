@@ -14,7 +14,7 @@ from stackc import output
 from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
-from . import install, units
+from . import install, software, units
 
 
 class SystemdTarget(Target):
@@ -40,19 +40,25 @@ class SystemdTarget(Target):
         groups = {s.group for s in dep.services if s.role == "engine" and s.node == node}
         here = [s for s in dep.services if s.node == node or (s.role == "model-download" and s.group in groups)]
         out: Artifacts = {}
+        readers: dict[str, list[str]] = {}  # each installed file -> the units that read it
         for s in here:
-            out[f"units/{units.unit_name(dep, s)}"] = units.service_unit(
-                dep, s, spec_name, lambda e, s=s: self.address(e, s, services, dep)).encode()
+            path = f"units/{units.unit_name(dep, s)}"
+            out[path] = units.service_unit(dep, s, spec_name, lambda e, s=s: self.address(e, s, services, dep)).encode()
+            readers[path] = [] if s.one_shot else [units.unit_name(dep, s)]
         out[f"units/{dep.project}.target"] = units.target_unit(dep, here, spec_name).encode()
+        readers[f"units/{dep.project}.target"] = []
         wanted = {m.source for s in here for m in s.mounts if m.kind == "file"}
         for f in dep.files:
             if any(f.path == w or f.path.startswith(w + "/") for w in wanted):
-                consumer = next(s for s in here for m in s.mounts if m.kind == "file"
-                                and (f.path == m.source or f.path.startswith(m.source + "/")))
-                out[f"config/{f.path}"] = self.config_file(f, consumer, services, dep)
+                consumers = [s for s in here for m in s.mounts if m.kind == "file"
+                             and (f.path == m.source or f.path.startswith(m.source + "/"))]
+                out[f"config/{f.path}"] = self.config_file(f, consumers[0], services, dep)
+                readers[f"config/{f.path}"] = sorted({units.unit_name(dep, c) for c in consumers})
         secrets = sorted({v.name for s in here for _, v in s.env if isinstance(v, SecretRef)})
         out["secrets.env.example"] = self.secrets_example(dep, secrets).encode()
-        out["install.sh"] = install.script(dep, node, sorted(out), [s.name for s in here]).encode()
+        out.update(software.lock_files(dep, [s.name for s in here]))
+        out["software.sh"] = software.script(dep, node, [s.name for s in here]).encode()
+        out["install.sh"] = install.script(dep, node, readers, [s.name for s in here]).encode()
         return out
 
     # ---- addresses and config files, as this host sees them

@@ -70,7 +70,7 @@ def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
 def install_map(node: Path) -> tuple[list[tuple[str, str]], list[str]]:
     """What install.sh places where, and the directories it creates."""
     text = (node / "install.sh").read_text()
-    placed = [(dest, str(node / src)) for src, dest in re.findall(r"^place (\S+) (\S+) \d+$", text, re.M)]
+    placed = [(dest, str(node / src)) for src, dest in re.findall(r"^place (\S+) (\S+) \d+\b", text, re.M)]
     dirs_line = re.search(r"^for dir in (.+); do$", text, re.M)
     dirs = dirs_line.group(1).split() if dirs_line else []
     return placed, dirs
