@@ -325,6 +325,9 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
         if len(service) > 63:
             out.append(Feature("k8s-name-too-long", where("models", rm.index, "name"), service))
+    user = spec.systemd.user if spec.systemd else "stackc"
+    out.append(Feature("service-user", (where("systemd", "user") if spec.systemd and "user" in spec.systemd.model_fields_set
+                                        else None) or where("hardware", key=True), user))
     if stack.provider == "on-prem":
         out.append(Feature("on-prem", where("hardware", "provider") or where("hardware", key=True), ""))
     else:

@@ -320,3 +320,130 @@ def test_azure_secrets_are_write_only_placeholders(tmp_path):
     assert 'required_version = ">= 1.11"' in files["versions.tf"].decode()
     assert 'v == "stackc-unset"' in files["boot.sh.tftpl"].decode()
     assert "shared_access_key_enabled         = false" in main and "rbac_authorization_enabled = true" in main
+
+
+def boot_program(build_files: dict[str, bytes], secrets: dict[str, str]) -> str:
+    """The program the boot unit runs, as the rendered user data writes it."""
+    rendered = render_boot(build_files["boot.sh.tftpl"].decode(), "node-0", secrets)
+    return re.search(r"<<'STACKC_END_OF_FILE'\n(.*?)\nSTACKC_END_OF_FILE", rendered, re.S).group(1)
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=IDS)
+def test_the_boot_program_passes_shellcheck(build, tmp_path):
+    script = tmp_path / "boot"
+    script.write_text(boot_program(build[1], {name: f"id-{name}" for name in build[2]}) + "\n")
+    check = run_tool(tool("shellcheck"), "--severity=style", str(script))
+    assert check.returncode == 0, check.stdout
+
+
+DAY2_STUBS = {
+    # the bucket is a directory; the secret store answers from files, failing while one is empty
+    "aws": 'case "$1" in s3) src="${@: -2:1}"; mkdir -p "${@: -1}"; cp -r "$BUCKET/${src#s3://*/}." "${@: -1}";; '
+           'secretsmanager) id="${@: -5:1}"; id="${id##*/}"; test -s "$SECRETS/$id" && cat "$SECRETS/$id";; esac',
+    "systemctl": 'echo "systemctl $*" >> "$STUB_LOG"',
+    "useradd": 'echo "useradd $*" >> "$STUB_LOG"',
+    "apt-get": 'echo "apt-get $*" >> "$STUB_LOG"',
+    "dpkg-query": 'echo "install ok installed"',
+    "python3": 'if [ "$1" = "-m" ]; then mkdir -p "$3/bin"; printf "#!/bin/sh\\n" > "$3/bin/pip"; chmod +x "$3/bin/pip"; '
+               'else exec "$REAL_PYTHON" "$@"; fi',
+    "install": 'args=(); while [ $# -gt 0 ]; do case "$1" in -o|-g) shift 2;; *) args+=("$1"); shift;; esac; done; '
+               'exec /usr/bin/install "${args[@]}"',
+}
+
+
+def test_the_boot_unit_brings_a_node_up_then_applies_a_changed_spec(tmp_path):
+    """Day 2, run for real against stubs: the boot program installs the node's files from the
+    bucket once, does nothing while they stay the same, restarts only what a rebuilt spec
+    changed, and restarts the units that read a secret whose value changed."""
+    def build(text: str) -> dict[str, bytes]:
+        where = tmp_path / f"b{len(list(tmp_path.glob('b*')))}"
+        where.mkdir()
+        files, codes, _ = build_spec(where, text)
+        assert files is not None, codes
+        return files
+
+    spec = CLOUD + "observability: {metrics: true}\n"
+    v1 = build(spec)
+    v2 = build(spec.replace("max_context: 8192}", "max_context: 8192, served_names: [assistant]}"))
+    bucket, secrets, root = tmp_path / "bucket", tmp_path / "secrets", tmp_path / "root"
+    for d in (bucket, secrets, root / "etc", tmp_path / "stubs"):
+        d.mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (secrets / "STACK_API_KEY").write_text("sk-one")
+    for name, body in DAY2_STUBS.items():
+        (tmp_path / "stubs" / name).write_text(f"#!/usr/bin/env bash\nset -eu\n{body}\n")
+        (tmp_path / "stubs" / name).chmod(0o755)
+    log = tmp_path / "stub.log"
+
+    def publish(files: dict[str, bytes]) -> None:
+        shutil.rmtree(bucket / "stack", ignore_errors=True)
+        for path, data in files.items():
+            if path.startswith("stack/"):
+                (bucket / path).parent.mkdir(parents=True, exist_ok=True)
+                (bucket / path).write_bytes(data)
+
+    def run(files: dict[str, bytes]) -> subprocess.CompletedProcess:
+        program = boot_program(files, {"STACK_API_KEY": "arn:aws:secretsmanager:us-east-1:1:secret:demo/STACK_API_KEY"})
+        for inside in ("/opt/stackc", "/var/lib/stackc", "/etc/stackc", "/etc/systemd/system"):
+            program = program.replace(inside, f"{root}{inside}")
+        script = tmp_path / "boot"
+        script.write_text(program + "\n")
+        log.write_text("")
+        env = {**os.environ, "PATH": f"{tmp_path / 'stubs'}:{os.environ['PATH']}", "BUCKET": str(bucket),
+               "SECRETS": str(secrets), "STUB_LOG": str(log), "STACKC_ROOT": str(root),
+               "REAL_PYTHON": shutil.which("python3")}
+        return subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=120)
+
+    publish(v1)
+    first = run(v1)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "applied the module's files" in first.stdout and "installed  /etc/systemd/system/demo-gateway.service" in first.stdout
+    assert "systemctl start --no-block demo.target" in log.read_text()
+    assert (root / "etc/stackc/demo/secrets.env").read_text() == "STACK_API_KEY=sk-one\n"
+
+    same = run(v1)
+    assert same.returncode == 0 and "applied" not in same.stdout and "installed" not in same.stdout, same.stdout
+    assert "try-restart" not in log.read_text()
+
+    publish(v2)  # terraform apply after a spec change: new objects in the bucket, the same machine
+    update = run(v2)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "installed  /etc/stackc/demo/gateway/config.yaml" in update.stdout
+    assert "model_name: assistant" in (root / "etc/stackc/demo/gateway/config.yaml").read_text()
+    restarted = [line for line in update.stdout.splitlines() if line.startswith("restarted")]
+    assert restarted == ["restarted  demo-gateway.service (those running)"], update.stdout
+
+    (secrets / "STACK_API_KEY").write_text("sk-two")  # a rotated key
+    rotated = run(v2)
+    assert rotated.returncode == 0 and "secrets written" in rotated.stdout
+    assert (root / "etc/stackc/demo/secrets.env").read_text() == "STACK_API_KEY=sk-two\n"
+    assert "try-restart demo-gateway.service" in log.read_text()
+
+    (secrets / "STACK_API_KEY").write_text("")  # a secret without a value holds the boot, it does not fail it
+    publish({})  # and a bucket that cannot be read fails the run, which the unit retries
+    assert run(v2).returncode != 0
+
+
+def test_a_service_user_that_is_the_images_login_is_refused(tmp_path):
+    files, codes, shown = build_spec(tmp_path, CLOUD + "systemd: {user: ubuntu}\n")
+    assert files is None and codes == ["SC613"] and "systemd.user" in shown and "stack.yaml:" in shown
+    azure = CLOUD.replace("gpu: l40s", "gpu: a100-80gb").replace("provider: aws, region: us-east-1",
+                                                                 "provider: azure, region: eastus")
+    files, codes, _ = build_spec(tmp_path, azure + "systemd: {user: azureuser}\n")
+    assert files is None and codes == ["SC613"]
+    files, _, _ = build_spec(tmp_path, azure)
+    main = files["main.tf"].decode()
+    assert re.search(r'admin_username +"?= "azureuser"', main) and re.search(r'username +"?= "azureuser"', main)
+    assert re.search(r'sku +"?= "2404"', main) and '"stackc"' not in main
+
+
+def test_an_engine_version_without_a_lock_or_python_is_refused_before_a_node_boots(tmp_path, monkeypatch):
+    old = CLOUD.replace("max_context: 8192}", 'max_context: 8192, image: "vllm/vllm-openai:v0.31.0"}')
+    files, codes, shown = build_spec(tmp_path, old)
+    assert files is None and codes == ["SC612"] and "vllm==0.31.0" in shown and "remove `image:`" in shown
+    # the 22.04 image Azure used to boot: Python 3.10, below vLLM 0.33's 3.11
+    from stackc.targets.terraform import CLOUDS
+
+    monkeypatch.setattr(type(CLOUDS["aws"]), "image_python", (3, 10))
+    files, codes, shown = build_spec(tmp_path, CLOUD)
+    assert files is None and codes == ["SC612"] and "needs Python >= 3.11" in shown and "has 3.10" in shown

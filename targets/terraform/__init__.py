@@ -8,7 +8,8 @@ around it. `aws.py` is the one cloud so far; a cloud is a class that states its 
 
 from __future__ import annotations
 
-from stackc import output
+from stackc import locks, output
+from stackc.diagnostics import Diagnostic
 from stackc.ir import Deployment
 from stackc.units import GIB
 
@@ -28,6 +29,38 @@ class TerraformTarget(Target):
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=ROUTING_MODES, overflow=True, engines=BOOTABLE_ENGINES,
                                 providers=tuple(CLOUDS))
+
+    def check(self, dep: Deployment) -> list[Diagnostic]:
+        """Beyond the capabilities: what a first boot on this cloud's image can install, and a
+        service account that is not the image's login."""
+        out = super().check(dep)
+        if out or dep.nodes[0].provider not in CLOUDS or (dep.provisioning and dep.provisioning.boot == "compose"):
+            return out
+        cloud = CLOUDS[dep.nodes[0].provider]
+        python = ".".join(map(str, cloud.image_python))
+        for f in dep.features:
+            if f.name == "service-user" and f.detail in {cloud.login_user, "root"} - {""}:
+                out.append(Diagnostic.error(
+                    "SC613", f"the services would run as `{f.detail}`, the {cloud.title} image's login account",
+                    f.span, label="a login user", help="set `systemd.user` to an account of the services' own (the default `stackc`)"))
+        seen = set()
+        for name, run in dep.hosts.runs if dep.hosts else ():
+            for i in run.installs:
+                if i.kind != "venv" or (i.name, i.lock) in seen:
+                    continue
+                seen.add((i.name, i.lock))
+                span = dep.service(name).origin
+                lock = locks.by_file(i.lock) if i.lock else None
+                if lock is None:
+                    out.append(Diagnostic.error(
+                        "SC612", f"no hashed lock for `{i.requirement}`: the first boot installs only what it can verify",
+                        span, label="this version", help="remove `image:` to run the pinned release, which has a lock"))
+                elif not lock.admits(cloud.image_python):
+                    low, high = (".".join(map(str, v)) for v in lock.requires_python)
+                    out.append(Diagnostic.error(
+                        "SC612", f"`{lock.requirement}` needs Python >= {low} and < {high}; the {cloud.title} boot image has {python}",
+                        span, label="cannot install here", help="run the pinned release, or choose an engine whose lock fits the image"))
+        return out
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         assert dep.hosts is not None

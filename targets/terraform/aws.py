@@ -23,7 +23,11 @@ class Aws(Cloud):
     name = "aws"
     title = "AWS"
     secret_store = "AWS Secrets Manager"
-    fetch_bundle = 'aws s3 cp --recursive --only-show-errors --region "${region}" "s3://${bucket}/stack/${node}/" /opt/stackc/bundle/'
+    # the Deep Learning Base AMI (Ubuntu 24.04): /usr/bin/python3 is 3.12, the login user `ubuntu`
+    # (docs.aws.amazon.com/dlami/latest/devguide release notes; EC2 user guide, connection prerequisites)
+    image_python = (3, 12)
+    login_user = "ubuntu"
+    fetch_bundle = 'aws s3 cp --recursive --only-show-errors --region "${region}" "s3://${bucket}/stack/${node}/" /opt/stackc/bundle.new/'
     read_secret = ('aws secretsmanager get-secret-value --region "${region}" --secret-id "${id}" '
                    "--query SecretString --output text 2>/dev/null")
     put_secret = 'aws secretsmanager put-secret-value --secret-id ARN --secret-string "$VALUE"'

@@ -19,7 +19,11 @@ from stackc.output import BLANK, Block, Comment
 from .cloud import Cloud, Items, Module, data, hcl_list, ignore, ref, resource, variable
 
 PROVIDER = ("hashicorp/azurerm", ">= 4.81, < 6.0")
-IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
+# Ubuntu 24.04 HPC (Azure/azhpc-images ubuntu-24.04-hpc): Python 3.12. The 22.04 image's 3.10 cannot
+# install vLLM 0.33 (Requires-Python >= 3.11), and its haproxy 2.4 and podman 3.4 predate what the
+# router's hashing and the CDI devices need
+IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2404", "version": "latest"}
+ADMIN_USER = "azureuser"  # the login Azure creates with the SSH key; never the services' account
 PLACEHOLDER = "stackc-unset"  # the value a secret holds until you set yours (Key Vault has no empty secret)
 
 # shell for the first boot: a token from the instance metadata service for the VM's identity
@@ -43,7 +47,7 @@ names = [b.findtext("Name") for b in listing.iter("Blob")]
 if not names:
     sys.exit(1)
 for name in names:
-    path = os.path.join("/opt/stackc/bundle", name[len("stack/" + node + "/"):])
+    path = os.path.join("/opt/stackc/bundle.new", name[len("stack/" + node + "/"):])
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as out:
         out.write(get(base + "/" + name))
@@ -62,6 +66,8 @@ class Azure(Cloud):
     title = "Azure"
     secret_store = "Key Vault"
     apply_vars = " -var 'subscription_id=...' -var 'ssh_public_key=...'"
+    image_python = (3, 12)
+    login_user = ADMIN_USER
     prelude = PRELUDE
     fetch_bundle = FETCH
     read_secret = READ_SECRET
@@ -80,7 +86,7 @@ class Azure(Cloud):
         return [
             variable("subscription_id", "The Azure subscription the stack runs in; required.", "string"),
             *self.common_variables(dep),
-            variable("ssh_public_key", "The public key Azure requires to create a Linux VM (user stackc); SSH stays "
+            variable("ssh_public_key", "The public key Azure requires to create a Linux VM (user " + ADMIN_USER + "); SSH stays "
                      "closed unless ssh_cidrs names a block.", "string"),
             variable("subnet_id", f"An existing subnet for the nodes (its prefix must be {dep.provisioning.subnet_cidr}, "  # type: ignore[union-attr]
                      "the spec's `terraform.subnet_cidr`, with .10 and up free); null creates a virtual network.", "string", None),
@@ -216,7 +222,7 @@ class Azure(Cloud):
             ("name", ref('"${local.name}-${each.key}"')),
             rg, loc,
             ("size", node.instance_type),
-            ("admin_username", "stackc"),
+            ("admin_username", ADMIN_USER),
             ("network_interface_ids", [ref("azurerm_network_interface.node[each.key].id")]),
             Comment("first boot installs the engines and this node's units, then starts the stack (custom data: at most 64 KB)"),
             ("custom_data", ref(boot)),
@@ -227,7 +233,7 @@ class Azure(Cloud):
             body += [("priority", "Spot"), ("eviction_policy", "Deallocate"), ("max_bid_price", -1)]
         body += [
             BLANK,
-            Block("admin_ssh_key", (), (("username", "stackc"), ("public_key", ref("var.ssh_public_key")))),
+            Block("admin_ssh_key", (), (("username", ADMIN_USER), ("public_key", ref("var.ssh_public_key")))),
             Block("os_disk", (), (("caching", "ReadWrite"), ("storage_account_type", "Premium_LRS"),
                                   ("disk_size_gb", ref("each.value.disk_gib")))),
             Comment("Ubuntu HPC: the NVIDIA driver, CUDA, docker and NVIDIA's container toolkit; no trusted launch "

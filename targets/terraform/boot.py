@@ -1,7 +1,21 @@
-"""`boot.sh.tftpl`: the first-boot script each node runs (Terraform fills in the node, region,
-bucket and secret ids). It installs what the node's units start, copies the node's files from
-the bucket, runs their `install.sh`, waits until every secret it needs has a value in the
-cloud's store, writes them to the root-only `secrets.env`, and starts the stack.
+"""`boot.sh.tftpl`: the user data each node runs once (Terraform fills in the node, region,
+bucket and secret ids). It installs and starts `stackc-boot-<project>.service`, which does the
+work, and a timer that runs it again every few minutes:
+
+- fetch the node's files from the module's bucket (`stack/<node>/`, the systemd or compose
+  target's output);
+- when they changed since the last run: install the software (`software.sh`: packages with the
+  dpkg lock waited for and transient failures retried, venvs from hashed locks), then the files
+  (`install.sh --force --restart`: the bucket is the truth on a managed node; the running units
+  whose files changed restart);
+- wait until every secret it needs has a value in the cloud's store, write them to the
+  root-only `secrets.env` (units that read it restart when a value changed);
+- start the stack's target.
+
+A failure anywhere (a mirror down, a secret not set yet) fails the unit, and systemd runs it
+again a minute later, after a reboot too: cloud-init's run-once user data only installs the
+unit. A spec change reaches running nodes through `terraform apply` (new bucket objects) and
+the timer's next run, without replacing the machines.
 
 Terraform's template syntax is `${...}` and `%{...}`; the shell code here uses neither (`$name`
 only), so what is not a template variable reaches the shell as written.
@@ -11,99 +25,43 @@ from __future__ import annotations
 
 from shlex import quote
 
-from stackc import images
 from stackc.ir import Deployment
+from stackc.output import to_unit
 
 from .cloud import Cloud
 
-# how a first boot installs each native program (Ubuntu 24.04 Deep Learning Base AMI)
-APT = {"router": "haproxy", "metrics": "prometheus"}
+SYNC_MINUTES = 5
+BUNDLE = "/opt/stackc/bundle"
+FETCHED = "/opt/stackc/bundle.new"  # where each cloud's fetch line writes
 
 
-def installs(dep: Deployment) -> list[str]:
-    assert dep.hosts is not None
-    runs = dict(dep.hosts.runs)
-    packages = {"curl", "python3-venv"}
-    lines: list[str] = []
-    venvs: dict[str, str] = {}
-    containers = False
-    for s in dep.services:
-        run = runs[s.name]
-        containers |= run.container
-        if s.role in APT:
-            packages.add(APT[s.role])
-        if s.role == "gateway":
-            venvs[run.argv[0].rsplit("/bin/", 1)[0]] = images.GATEWAY_LITELLM_PYPI
-        if s.role == "engine" and s.engine is not None and not run.container:
-            version = ".".join(map(str, s.engine.version))
-            if s.engine.engine == "vllm":
-                venvs[run.argv[0].rsplit("/bin/", 1)[0]] = f"vllm=={version}"
-            elif s.engine.engine == "sglang":
-                venvs[run.argv[0].rsplit("/bin/", 1)[0]] = f"sglang[all]=={version}"
-            elif s.engine.engine == "ollama":
-                archive = f"https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-amd64.tgz"
-                target = run.argv[0].rsplit("/bin/", 1)[0]
-                lines.append(f"curl -fsSL {quote(archive)} | tar -xz -C {quote(target)}")
-    if containers:
-        packages.add("podman" if dep.hosts.runtime == "podman" else "docker.io")
-    out = ["apt-get update -q", "apt-get install -y -q " + " ".join(sorted(packages))]
-    distro_units = sorted(f"{APT[r]}.service" for r in {s.role for s in dep.services} if r in APT)
-    if distro_units:  # the packages start their own instances (Prometheus on :9090); the stack runs its units
-        out.append("systemctl disable --now " + " ".join(distro_units))
-    if containers:  # the GPUs as CDI devices, from NVIDIA's container toolkit on the image
-        out.append("if command -v nvidia-ctk >/dev/null; then nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml; "
-                   'else echo "no nvidia-ctk on this image: containers get no GPU"; fi')
-    for venv, requirement in sorted(venvs.items()):
-        out += [f"python3 -m venv {quote(venv)}", f"{quote(venv)}/bin/pip install --quiet {quote(requirement)}"]
-    return out + lines
+def names(dep: Deployment) -> tuple[str, str, str]:
+    """The boot program, its unit and its timer."""
+    return (f"/usr/local/sbin/stackc-boot-{dep.project}", f"stackc-boot-{dep.project}.service",
+            f"stackc-boot-{dep.project}.timer")
 
 
-COMPOSE_INSTALL = [
-    "apt-get update -q",
-    "command -v docker >/dev/null || apt-get install -y -q docker.io",
-    "docker compose version >/dev/null 2>&1 || apt-get install -y -q docker-compose-v2",
-    "# the GPUs for containers: NVIDIA's runtime, registered with docker",
-    "if command -v nvidia-ctk >/dev/null; then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker; "
-    'else echo "no nvidia-ctk on this image: containers get no GPU"; fi',
-]
+def boot_units(dep: Deployment) -> tuple[str, str]:
+    program, service, timer = names(dep)
+    unit = to_unit([
+        ("Unit", [("Description", f"{dep.project}: bring this node up and keep it on the module's files"),
+                  ("After", "network-online.target"), ("Wants", "network-online.target"),
+                  ("StartLimitIntervalSec", "0")]),
+        ("Service", [("Type", "oneshot"), ("ExecStart", program), ("TimeoutStartSec", "infinity"),
+                     ("Restart", "on-failure"), ("RestartSec", "60s")]),
+        ("Install", [("WantedBy", "multi-user.target")]),
+    ], f"# Generated by stackc: runs {program} at boot, after a failure and every {SYNC_MINUTES} minutes.")
+    timer_unit = to_unit([
+        ("Unit", [("Description", f"{dep.project}: pick up the module's files every {SYNC_MINUTES} minutes")]),
+        ("Timer", [("OnUnitInactiveSec", f"{SYNC_MINUTES}min"), ("Unit", service)]),
+        ("Install", [("WantedBy", "timers.target")]),
+    ], "# Generated by stackc.")
+    return unit, timer_unit
 
 
-def template(dep: Deployment, cloud: Cloud) -> str:
-    assert dep.hosts is not None and dep.provisioning is not None
-    if dep.provisioning.boot == "compose":
-        return compose_template(dep, cloud)
-    config = dep.hosts.config_dir
-    target = f"{dep.project}.target"
-    lines = [
-        "#!/bin/bash",
-        f"# First boot of ${{node}} of {dep.project}: generated by stackc, rendered by Terraform.",
-        "# Its log is /var/log/stackc-boot.log.",
-        "set -euo pipefail",
-        "exec >>/var/log/stackc-boot.log 2>&1",
-        f"done_marker={quote('/var/lib/stackc/.first-boot-' + dep.project)}",
-        'if [ -e "$done_marker" ]; then exit 0; fi  # later boots: the enabled target starts the stack',
-        "export DEBIAN_FRONTEND=noninteractive",
-        "",
-        "# what this node's units start",
-        *installs(dep),
-        "",
-        *cloud.prelude,
-        "# this node's units and config files",
-        "mkdir -p /opt/stackc/bundle",
-        cloud.fetch_bundle,
-        "bash /opt/stackc/bundle/install.sh",
-        "",
-        *secrets_loop(cloud, config + "/secrets.env"),
-        "",
-        f"systemctl start {quote(target)}",
-        'mkdir -p "$(dirname "$done_marker")" && touch "$done_marker"',
-        f'echo "started {target}"',
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def secrets_loop(cloud: Cloud, destination: str) -> list[str]:
-    """Each secret from the cloud's store, once it has a value, into a root-only file."""
+def secrets_loop(cloud: Cloud, destination: str, restart: list[str]) -> list[str]:
+    """Each secret from the cloud's store, once it has a value, into a root-only file; what
+    reads it restarts when a value changed."""
     return [
         f"# secrets: each from {cloud.secret_store}, once it has a value, into a root-only file",
         "umask 077",
@@ -115,37 +73,113 @@ def secrets_loop(cloud: Cloud, destination: str) -> list[str]:
         "done",
         "printf '%s=%s\\n' \"${name}\" \"$value\" >> \"$secrets\"",
         "%{ endfor ~}",
-        f"install -m 0600 -o root -g root \"$secrets\" {quote(destination)}",
+        f"if ! cmp -s \"$secrets\" {quote(destination)}; then",
+        *([f"  first=$([ -s {quote(destination)} ] && echo 0 || echo 1)"] if restart else []),
+        f"  install -D -m 0600 -o root -g root \"$secrets\" {quote(destination)}",
+        '  echo "secrets written"',
+        *(f'  if [ "$first" = 0 ]; then {line}; fi' for line in restart),
+        "fi",
         'rm -f "$secrets"',
     ]
 
 
-def compose_template(dep: Deployment, cloud: Cloud) -> str:
-    """The compose target's stack on one machine: docker with NVIDIA's runtime, `.env` from the
-    secret store, `docker compose up -d` (the services restart with docker on later boots)."""
-    project_dir = f"/opt/stackc/{dep.project}"
-    lines = [
+def fetch_and_compare(cloud: Cloud) -> list[str]:
+    return [
+        "# this node's files, from the module's bucket; nothing to do when they did not change",
+        f"rm -rf {FETCHED} && mkdir -p {FETCHED}",
+        cloud.fetch_bundle,
+        f'fetched=$(cd {FETCHED} && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d" " -f1)',
+        'if [ "$fetched" != "$(cat "$state/applied" 2>/dev/null)" ]; then',
+        f"  rm -rf {BUNDLE}.old",
+        f"  if [ -d {BUNDLE} ]; then mv {BUNDLE} {BUNDLE}.old; fi",
+        f"  mv {FETCHED} {BUNDLE}",
+        "  changed=1",
+        "else",
+        f"  rm -rf {FETCHED}",
+        "  changed=0",
+        "fi",
+    ]
+
+
+def boot_program(dep: Deployment, cloud: Cloud) -> list[str]:
+    """The script the boot unit runs (a Terraform template: the node's values are filled in)."""
+    assert dep.hosts is not None and dep.provisioning is not None
+    header = [
         "#!/bin/bash",
-        f"# First boot of ${{node}} of {dep.project} (compose): generated by stackc, rendered by Terraform.",
-        "# Its log is /var/log/stackc-boot.log.",
+        f"# Brings ${{node}} of {dep.project} up and keeps it on the module's files. Generated by stackc, rendered",
+        f"# by Terraform; run by {names(dep)[1]}. Its log: journalctl -u {names(dep)[1]}",
         "set -euo pipefail",
-        "exec >>/var/log/stackc-boot.log 2>&1",
-        f"done_marker={quote('/var/lib/stackc/.first-boot-' + dep.project)}",
-        'if [ -e "$done_marker" ]; then exit 0; fi  # later boots: docker restarts the services',
         "export DEBIAN_FRONTEND=noninteractive",
-        "",
-        *COMPOSE_INSTALL,
+        f"state={quote('/var/lib/stackc/boot-' + dep.project)}",
+        'mkdir -p "$state"',
         "",
         *cloud.prelude,
-        "# the compose stack",
-        f"mkdir -p /opt/stackc/bundle {quote(project_dir)}",
-        cloud.fetch_bundle,
-        f"cp -r /opt/stackc/bundle/. {quote(project_dir)}/",
+        *fetch_and_compare(cloud),
         "",
-        *secrets_loop(cloud, f"{project_dir}/.env"),
-        "",
-        f"docker compose --project-directory {quote(project_dir)} up -d",
-        'mkdir -p "$(dirname "$done_marker")" && touch "$done_marker"',
-        f'echo "started {dep.project}"',
+    ]
+    if dep.provisioning.boot == "compose":
+        project_dir = f"/opt/stackc/{dep.project}"
+        body = [
+            'if [ "$changed" = 1 ]; then',
+            "  # docker with NVIDIA's runtime; apt waits for the dpkg lock",
+            '  apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q -y "$@"; }',
+            "  command -v docker >/dev/null || { apt_get update && apt_get install docker.io; }",
+            "  docker compose version >/dev/null 2>&1 || apt_get install docker-compose-v2",
+            "  if command -v nvidia-ctk >/dev/null; then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker; "
+            'else echo "no nvidia-ctk on this image: containers get no GPU"; fi',
+            f"  mkdir -p {quote(project_dir)}",
+            f"  cp -r {BUNDLE}/. {quote(project_dir)}/",
+            "fi",
+            "",
+            *secrets_loop(cloud, f"{project_dir}/.env", []),
+            "",
+            "# up -d recreates what changed (files, images, .env) and leaves the rest running",
+            f"docker compose --project-directory {quote(project_dir)} up -d --remove-orphans",
+        ]
+    else:
+        config = dep.hosts.config_dir
+        target = f"{dep.project}.target"
+        restart = [f"grep -l '^EnvironmentFile=' /etc/systemd/system/{dep.project}-*.service 2>/dev/null "
+                   "| xargs -r -n1 basename | xargs -r systemctl try-restart"]
+        body = [
+            'if [ "$changed" = 1 ]; then',
+            f"  bash {BUNDLE}/software.sh",
+            f"  bash {BUNDLE}/install.sh --force --restart",
+            "fi",
+            "",
+            *secrets_loop(cloud, config + "/secrets.env", restart),
+            "",
+            f"systemctl start --no-block {quote(target)}",
+        ]
+    return header + body + ['echo "$fetched" > "$state/applied"',
+                            'if [ "$changed" = 1 ]; then echo "applied the module\'s files ($fetched)"; fi']
+
+
+def template(dep: Deployment, cloud: Cloud) -> str:
+    """The user data: the boot program, its unit and timer, and their first start."""
+    program, service, timer = names(dep)
+    unit, timer_unit = boot_units(dep)
+    end = "STACKC_END_OF_FILE"
+    lines = [
+        "#!/bin/bash",
+        f"# First boot of ${{node}} of {dep.project}: generated by stackc, rendered by Terraform. It installs the",
+        f"# boot unit ({service}), which brings the node up, retries what fails and picks up the",
+        f"# module's files every {SYNC_MINUTES} minutes.",
+        "set -euo pipefail",
+        f"install -d -m 0755 {quote(program.rsplit('/', 1)[0])}",
+        f"cat > {quote(program)} <<'{end}'",
+        *boot_program(dep, cloud),
+        end,
+        f"chmod 0755 {quote(program)}",
+        f"cat > /etc/systemd/system/{service} <<'{end}'",
+        unit.rstrip("\n"),
+        end,
+        f"cat > /etc/systemd/system/{timer} <<'{end}'",
+        timer_unit.rstrip("\n"),
+        end,
+        "systemctl daemon-reload",
+        f"systemctl enable {service} {timer}",
+        f"systemctl start --no-block {service}",
+        f"systemctl start {timer}",
     ]
     return "\n".join(lines) + "\n"

@@ -54,7 +54,10 @@ def variable(name: str, description: str, type_: str, default: Any = ..., valida
 class Cloud:
     name = ""
     title = ""
-    apply_vars = ""  # variables `terraform apply` needs beyond allowed_cidrs    secret_store = ""
+    apply_vars = ""  # variables `terraform apply` needs beyond allowed_cidrs
+    secret_store = ""
+    image_python = (3, 12)  # the boot image's python3, which every venv is made with
+    login_user = ""  # the account people log in as ("" where the cloud names none: GCP's OS Login)
     prelude: list[str] = []  # shell the boot script needs before it fetches anything (helpers)
     fetch_bundle = ""  # the shell line that copies `stack/<node>/` from the module's bucket
     read_secret = ""  # the shell command that prints one secret's value (fails while it has none)

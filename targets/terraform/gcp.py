@@ -27,7 +27,11 @@ class Gcp(Cloud):
     title = "Google Cloud"
     apply_vars = " -var 'project_id=my-project'"
     secret_store = "Secret Manager"
-    fetch_bundle = 'gcloud storage cp --recursive "gs://${bucket}/stack/${node}/*" /opt/stackc/bundle/'
+    # the Deep Learning VM family common-cu129-ubuntu-2404-nvidia-580 (Ubuntu 24.04, Python 3.12); people
+    # log in through OS Login as accounts of their own (cloud.google.com/compute/docs/oslogin)
+    image_python = (3, 12)
+    login_user = ""
+    fetch_bundle = 'gcloud storage cp --recursive "gs://${bucket}/stack/${node}/*" /opt/stackc/bundle.new/'
     read_secret = 'gcloud secrets versions access latest --project "${project}" --secret "${id}" 2>/dev/null'
     put_secret = 'printf %s "$VALUE" | gcloud secrets versions add ID --data-file=-'
     secret_output = "secret_ids"
