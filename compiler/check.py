@@ -287,6 +287,9 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
     if etype == "stackc_size":
         return Diagnostic.error("SC205", f"{err['msg']} ({_dotted(path)})", located.value,
                                 label="not a size", help="sizes are `<number><unit>` with a unit of KiB, MiB, GiB, TiB, KB, MB, GB or TB, e.g. `64GiB`")
+    if etype == "stackc_rate":
+        return Diagnostic.error("SC205", f"{err['msg']} ({_dotted(path)})", located.value,
+                                label="not a rate", help="rates are a size per second, e.g. `500MB/s` or `2GiB/s`")
     if etype == "stackc_secret_literal":
         return Diagnostic.error(
             "SC701", f"a secret value is written inline at `{_dotted(path)}`", located.value,

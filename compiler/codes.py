@@ -79,9 +79,10 @@ so on. The help line repeats the field's description.
 The value is not one of the accepted choices (an engine, a quantization, a task, a routing
 mode). The message suggests the closest accepted value.
 """),
-    "SC205": ("invalid size", """
+    "SC205": ("invalid size or rate", """
 Sizes are a number and a unit with no space: `64GiB`, `500GB`, `1.5TiB`. Binary units (KiB,
-MiB, GiB, TiB) are powers of 1024; decimal units (KB, MB, GB, TB) powers of 1000.
+MiB, GiB, TiB) are powers of 1024; decimal units (KB, MB, GB, TB) powers of 1000. Rates
+(`hardware.disk_read`, `kubernetes.storage_read`) are a size per second: `500MB/s`, `2GiB/s`.
 """),
     "SC206": ("value out of range", """
 A number is outside its allowed range (`gpu_memory_utilization` is in (0, 1], ports in 1-65535,

@@ -256,6 +256,7 @@ class Node:
     kv_disk_bytes: int = 0  # disk-tier space the replicas placed here need under the tiers' paths
     spot: bool = False
     cache_bytes: int = 0  # the model cache this node fills (the weights of the models placed here)
+    cache_on_local_nvme: bool = False  # the cache goes on the machine's own NVMe disks (a cloud target mounts them)
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ class Cluster:
     rollout_surge: bool  # enough GPUs stay free to start a new replica before an old one stops
     release: str  # the Helm release name the install README uses (the stack's name)
     secret_name: str  # the Secret that holds every declared secret not mapped elsewhere
+    startup_budget_s: int = 0  # the slowest model's start with its weights read from the claim's storage
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from .engines.base import DownloadStep, artifact_dir
 from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
-from .planner import ModelPlan, Plan, Settings
+from . import storage
+from .planner import ModelPlan, Plan, Settings, engine_overhead_s, read_bytes
 from .resolve import ResolvedModel, ResolvedStack
 from .spec import Kubernetes, Terraform
 
@@ -110,7 +111,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
              plan.instance.name if plan.instance else None,
              plan.instance.price_usd_per_hour if plan.instance else None,
              needs[n].memory_bytes if n in needs else 0, needs[n].disk_bytes if n in needs else 0, stack.spot,
-             cache[n])
+             cache[n], bool(plan.storage and plan.storage.on_local_nvme))
         for n in range(stack.nodes)
     )
 
@@ -185,6 +186,8 @@ def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
     gives one, and whether a rollout can start a new replica before stopping an old one."""
     k = stack.spec.kubernetes or Kubernetes()
     labels = dict(stack.gpu.node_labels)
+    claim = storage.kubernetes_claim(k.storage_read)
+    budgets = [storage.startup_budget(claim.seconds(read_bytes(mp)), engine_overhead_s(mp)) for mp in plan.models]
     spare = stack.gpus_per_node * stack.nodes - plan.gpus_needed
     largest = max((mp.gpus_per_replica for mp in plan.models), default=1)
     return Cluster(
@@ -193,7 +196,7 @@ def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
         gpu_label_value=k.gpu_label_value or labels.get(k.gpu_label), runtime_class=k.runtime_class,
         storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
         prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
-        secret_template=k.secret_template, rollout_surge=spare >= largest,
+        secret_template=k.secret_template, rollout_surge=spare >= largest, startup_budget_s=max(budgets, default=60),
     )
 
 

@@ -43,6 +43,11 @@ def table(plan) -> str:
         if mp.kv_tiers:
             tiers = ", ".join(t.tier + (f" {t.size_bytes / GIB:g} GiB" if t.size_bytes else "") for t in mp.kv_tiers)
             foot += f"`{mp.model.name}` KV-cache tiers per replica: {tiers}\n"
+    if plan.storage is not None and plan.models:
+        rate = plan.storage.read_bytes_per_s / 2**20
+        loads = ", ".join(f"`{mp.model.name}` {mp.load_s} s (budget {mp.startup_budget_s} s)" for mp in plan.models)
+        foot += (f"model cache: {plan.storage.text} at {'an assumed ' if plan.storage.assumed else ''}{rate:,.0f} MiB/s; "
+                 f"weights load in {loads}\n")
     for n in plan.nodes:
         usable = f" of {n.memory_available / GIB:,.0f} usable" if n.memory_available is not None else ""
         disk = f", {n.disk_bytes / GIB:,.0f} GiB of KV-cache disk" if n.disk_bytes else ""

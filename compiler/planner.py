@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from . import compat, host, memory
+from . import compat, host, memory, storage
 from .catalog import Catalog, GpuInfo, InstanceInfo, ModelInfo
 from .diagnostics import Diagnostic
 from .engines.base import GIB, Budget, BudgetInputs
@@ -22,7 +22,6 @@ from .resolve import ResolvedModel, ResolvedStack
 
 MARGIN = 0.03  # a plan within 3% of a limit is `marginal`: a warning, not a verdict
 HOURS_PER_MONTH = 730
-DISK_READ_BYTES_PER_S = 2 * GIB  # reading weights from a local NVMe cache into GPU memory
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ class ModelPlan:
     shares_gpu_with: tuple[str, ...] = ()  # other small models on the same GPU (split memory shares)
     kv_tiers: tuple[KvOffload, ...] = ()  # KV-cache tiers below GPU memory, per replica
     host_memory_bytes: int = 0  # host RAM one replica needs (engine processes, CPU tier, offloaded layers)
+    load_s: int = 0  # reading the weights from the model cache at start-up (every model of its node at once)
 
     @property
     def max_in_flight(self) -> int:
@@ -120,6 +120,7 @@ class ModelPlan:
             "kv_tiers": [{"tier": t.tier, "size_gib": _r(t.size_bytes / GIB) if t.size_bytes else None}
                          for t in self.kv_tiers],
             "host_memory_gib": _r(self.host_memory_bytes / GIB),
+            "load_s": self.load_s,
             "startup_budget_s": self.startup_budget_s,
             "instance_type": self.instance.name if self.instance else None,
             **self.cost(),
@@ -158,6 +159,7 @@ class Plan:
     gpus_needed: int = 0
     shared_groups: list[tuple[str, ...]] = field(default_factory=list)  # small models sharing one GPU
     nodes: list[host.NodeNeeds] = field(default_factory=list)  # host RAM and disk per node
+    storage: Optional[storage.Storage] = None  # where the model cache lives, and the read rate budgets assume
 
     @property
     def usd_per_hour(self) -> Optional[float]:
@@ -179,6 +181,9 @@ class Plan:
             "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 4),
             "usd_per_month": None if self.usd_per_hour is None else round(self.usd_per_hour * HOURS_PER_MONTH, 2),
             "price_verified": self.instance.price_verified if self.instance else None,
+            "model_cache": None if self.storage is None else {
+                "storage": self.storage.kind, "read_mib_per_s": _r(self.storage.read_bytes_per_s / 2**20),
+                "assumed": self.storage.assumed, "what": self.storage.text},
             "nodes": [{"name": f"node-{n.node}", "host_memory_gib_needed": _r(n.memory_bytes / GIB),
                        "host_memory_gib_usable": None if n.memory_available is None else _r(n.memory_available / GIB),
                        "kv_disk_gib": _r(n.disk_bytes / GIB)} for n in self.nodes],
@@ -314,6 +319,7 @@ def plan(stack: ResolvedStack, catalog: Catalog) -> tuple[Plan, list[Diagnostic]
         ram = int(result.instance.ram_gib * GIB) if result.instance else stack.memory_per_node
         result.nodes = host.node_needs(result, placement, ram)
         diags += _check_host_memory(result, placement, ram)
+    start_up(result, placement)
     if result.instance and result.instance.price_usd_per_hour is not None:
         price_per_gpu = result.instance.price_usd_per_hour / result.instance.gpu_count
         for mp in result.models:
@@ -396,10 +402,41 @@ def plan_model(rm: ResolvedModel, stack: ResolvedStack, catalog: Catalog) -> tup
             "SC206", f"`replicas.min` ({replicas.min}) is above `replicas.max` ({replicas.max})",
             where("models", i, "replicas"), label="empty range", help=f"`replicas: {{min: {replicas.max}, max: {replicas.min}}}`"))
     download = download_bytes(rm)
-    weights_total = ev.weights_per_gpu * ev.tp * ev.pp
-    overhead = rm.engine.startup_overhead_s if not s.enforce_eager else rm.engine.startup_overhead_s // 3
-    startup = int(math.ceil((weights_total / DISK_READ_BYTES_PER_S + overhead) * 1.5 / 30) * 30)
-    return ModelPlan(rm, s, ev, rmin, rmax, download, max(startup, 60)), diags
+    return ModelPlan(rm, s, ev, rmin, rmax, download, 0), diags
+
+
+def read_bytes(mp: ModelPlan) -> float:
+    """What one replica reads from the model cache at start: the stored artifact (or, for a local
+    one, the weights it loads)."""
+    ev = mp.evaluation
+    return mp.download_bytes or ev.weights_per_gpu * ev.tp * ev.pp
+
+
+def engine_overhead_s(mp: ModelPlan) -> int:
+    e = mp.model.engine
+    return e.startup_overhead_s if not mp.settings.enforce_eager else e.startup_overhead_s // 3
+
+
+def start_up(p: Plan, placement: Optional[dict]) -> None:
+    """Each model's load time and start-up budget from the model cache's read rate. Models that
+    share a node start together and share its disk fairly: a model of b bytes is read once every
+    model sharing it has had min(b, its own size) read (replicas of one model read the same files)."""
+    stack = p.stack
+    cache = sum(int(mp.download_bytes * 1.1) for mp in p.models)
+    root = (stack.spec.terraform.root_volume_gib if stack.spec.terraform else 100)
+    p.storage = storage.model_cache(stack.provider, p.instance, stack.disk_read, cache, root)
+    on_node: dict[int, set[str]] = {}
+    for name, replicas in (placement or {}).items():
+        for replica in replicas:
+            for node, _ in replica:
+                on_node.setdefault(node, set()).add(name)
+    by_name = {mp.model.name: mp for mp in p.models}
+    for mp in p.models:
+        nodes = [names for names in on_node.values() if mp.model.name in names] or [{mp.model.name}]
+        own = read_bytes(mp)
+        together = max(sum(min(read_bytes(by_name[n]), own) for n in names) for names in nodes)
+        mp.load_s = p.storage.seconds(together)
+        mp.startup_budget_s = storage.startup_budget(mp.load_s, engine_overhead_s(mp))
 
 
 def download_bytes(rm: ResolvedModel) -> float:

@@ -81,6 +81,7 @@ class ResolvedStack:
     region: Optional[str]
     spot: bool
     memory_per_node: Optional[int] = None  # bytes, as the spec gives it (on-prem)
+    disk_read: Optional[int] = None  # bytes/s the model cache reads at, as the spec gives it
     models: list[ResolvedModel] = field(default_factory=list)
     where: Optional[Where] = None
 
@@ -127,7 +128,7 @@ def resolve(stack: Stack, env: Optional[str], spans: SpanIndex, catalog: Catalog
     diags += _check_overflow_names(stack, where)
     diags += _check_tiering(stack, where)
 
-    resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), hw.memory_per_node, where=where)  # type: ignore[arg-type]
+    resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), hw.memory_per_node, hw.disk_read, where=where)  # type: ignore[arg-type]
     for i, m in enumerate(stack.models):
         if not m.enabled:
             continue

@@ -105,6 +105,26 @@ Size = Annotated[
     WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["64GiB", "500GB"]}),
 ]
 
+
+def _rate(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, str) or not value.strip().endswith("/s"):
+        raise PydanticCustomError("stackc_rate", "expected a rate like `500MB/s` or `2GiB/s`, found {found}",
+                                  {"found": _kind(value)})
+    try:
+        return parse_size(value.strip()[:-2])
+    except ValueError:
+        raise PydanticCustomError(
+            "stackc_rate", "`{value}` is not a rate: write a size per second, like `500MB/s` or `2GiB/s`",
+            {"value": value},
+        ) from None
+
+
+Rate = Annotated[
+    int,
+    BeforeValidator(_rate),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN[:-1] + "/s$", "examples": ["500MB/s", "2GiB/s"]}),
+]
+
 StackName = _label(30, "stack name")
 ModelName = _label(20, "model name")
 EnvName = _label(30, "environment name")
@@ -163,6 +183,11 @@ class Hardware(_Strict):
     memory_per_node: Optional[Size] = Field(
         None, description="Host RAM of each node, e.g. `512GiB` (on-prem; a cloud instance type's RAM comes from the "
         "catalog). With it, the planner checks that KV-cache CPU tiers and the engines fit in host memory.",
+    )
+    disk_read: Optional[Rate] = Field(
+        None, gt=0, description="How fast the model cache's disk reads, e.g. `2GiB/s` for local NVMe: the start-up "
+        "budgets (health-check grace, TimeoutStartSec) allow for reading the weights at this rate. Default: 200 MiB/s "
+        "on your own servers; on a cloud, the planned instance's local NVMe or the provisioned disk's published rate.",
     )
 
 
@@ -428,6 +453,11 @@ class Kubernetes(_Strict):
     storage_class: Optional[K8sName] = Field(None, description="The StorageClass of the model-cache claims; default: the cluster's default.")
     model_cache_claim: Optional[K8sName] = Field(
         None, description="An existing PersistentVolumeClaim every model reads its weights from, instead of one claim per model.")
+    storage_read: Optional[Rate] = Field(
+        None, gt=0, description="How fast the model-cache claims read (network storage in most clusters), e.g. "
+        "`500MB/s`: the startup probe allows for reading the weights at this rate. Default 125 MiB/s (gp3's, "
+        "and about a balanced persistent disk's).",
+    )
     model_cache_access: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
         "ReadWriteOnce", description="The access mode of the model-cache claims (the existing one's, or the ones stackc asks "
         "for); a claim that replicas on several nodes share must be `ReadWriteMany`.")

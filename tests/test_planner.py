@@ -357,3 +357,73 @@ def test_one_small_model_keeps_its_own_gpu(tmp_path):
         "  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}\n"
         "  - {name: embed, model: BAAI/bge-m3, task: embed}\n", "{gpu: l40s, gpus_per_node: 2}"))
     assert unit.plan.shared_groups == [] and unit.plan.models[1].evaluation.share == 0.92
+
+
+# ---- start-up budgets from the model cache's storage (docs/planner.md#start-up-budgets)
+
+LLAMA70 = "  - {name: chat, model: meta-llama/Llama-3.3-70B-Instruct, max_context: 8192, gpus: 4}\n"
+
+
+def test_the_budget_reads_the_weights_at_the_storage_rate(tmp_path):
+    from stackc import storage
+
+    unit, diags = plan_of(tmp_path, spec(LLAMA70))
+    assert not [d for d in diags if d.is_error], diags
+    mp, plan = unit.plan.models[0], unit.plan
+    assert plan.storage.kind == "on-prem" and plan.storage.read_bytes_per_s == 200 * 2**20
+    # 141 GB of bf16 weights at 200 MiB/s: about 11 minutes, not the 70 s a 2 GiB/s guess gave
+    assert 640 < mp.load_s < 700 and mp.startup_budget_s == storage.startup_budget(mp.load_s, 120)
+    fast, _ = plan_of(tmp_path, spec(LLAMA70, "{gpu: h100-sxm, gpus_per_node: 8, disk_read: 2GiB/s}"))
+    assert fast.plan.storage.kind == "spec" and fast.plan.models[0].load_s < mp.load_s / 9
+    assert fast.plan.models[0].startup_budget_s < mp.startup_budget_s
+
+
+def test_a_rate_that_is_not_one_is_a_diagnostic(tmp_path):
+    _, diags = plan_of(tmp_path, spec(LLAMA70, "{gpu: h100-sxm, gpus_per_node: 8, disk_read: 2GiB}"))
+    (d,) = [d for d in diags if d.is_error]
+    assert d.code == "SC205" and "rate" in d.message and d.span.line == 3 and "/s" in d.help
+
+
+@pytest.mark.parametrize("hardware,kind,rate_mib", [
+    ("{gpu: h100-sxm, gpus_per_node: 8, provider: aws, region: us-east-1}", "local-nvme", 1024),
+    ("{gpu: a100-40gb, gpus_per_node: 4, provider: gcp, region: us-central1}", "pd-ssd", None),
+])
+def test_cloud_storage_is_the_instances_nvme_or_the_provisioned_disk(tmp_path, hardware, kind, rate_mib):
+    unit, diags = plan_of(tmp_path, spec(LLAMA70, hardware))
+    assert not [d for d in diags if d.is_error], diags
+    plan = unit.plan
+    assert plan.storage.kind == kind, (plan.instance, plan.storage)
+    if rate_mib:
+        assert plan.storage.read_bytes_per_s == rate_mib * 2**20
+    else:  # pd-ssd: 0.48 MiB/s per GiB + 240 MiB/s, capped by the VM
+        disk_gib = 100 + -(-int(plan.models[0].download_bytes * 1.1) // GIB)
+        assert plan.storage.read_bytes_per_s == int(min(1200, 240 + 0.48 * disk_gib) * 2**20)
+
+
+def test_models_on_one_node_share_its_disk(tmp_path):
+    """The 70B waits for the small model's bytes too; the small model only for min(b, its own)."""
+    two = LLAMA70 + "  - {name: embed, model: BAAI/bge-m3, task: embed, gpus: 1}\n"
+    unit, _ = plan_of(tmp_path, spec(two))
+    chat, embed = unit.plan.models
+    from stackc.planner import read_bytes
+
+    rate = unit.plan.storage.read_bytes_per_s
+    assert chat.load_s == -(-(read_bytes(chat) + read_bytes(embed)) // rate)
+    assert embed.load_s == -(-(2 * read_bytes(embed)) // rate)
+
+
+def test_the_helm_probe_is_never_shorter_than_the_charts_and_reads_from_network_storage(tmp_path):
+    import yaml
+
+    from .conftest import MINIMAL, compile_spec
+
+    files, _, _ = compile_spec(tmp_path, MINIMAL, "helm")
+    probe = yaml.safe_load(files["values.yaml"])["servingEngineSpec"]["startupProbe"]
+    assert 15 + 10 * probe["failureThreshold"] >= 615  # the chart's own: 15 s + 60 x 10 s
+    big = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}", "hardware: {gpu: h100-sxm, gpus_per_node: 8}") \
+        .replace("meta-llama/Llama-3.1-8B-Instruct, max_context: 8192}",
+                 "meta-llama/Llama-3.3-70B-Instruct, max_context: 8192, gpus: 4}")
+    files, _, _ = compile_spec(tmp_path, big + "kubernetes: {storage_read: 125MiB/s}\n", "helm")
+    probe = yaml.safe_load(files["values.yaml"])["servingEngineSpec"]["startupProbe"]
+    # 141 GB from the claim at 125 MiB/s is about 18 minutes before vLLM's own start
+    assert 10 * probe["failureThreshold"] > 1.5 * (141e9 / (125 * 2**20) + 120)

@@ -341,6 +341,7 @@ DAY2_STUBS = {
     "aws": 'case "$1" in s3) src="${@: -2:1}"; mkdir -p "${@: -1}"; cp -r "$BUCKET/${src#s3://*/}." "${@: -1}";; '
            'secretsmanager) id="${@: -5:1}"; id="${id##*/}"; test -s "$SECRETS/$id" && cat "$SECRETS/$id";; esac',
     "systemctl": 'echo "systemctl $*" >> "$STUB_LOG"',
+    "mountpoint": "exit 0",  # the model cache's NVMe is mounted (its own test is below)
     "useradd": 'echo "useradd $*" >> "$STUB_LOG"',
     "apt-get": 'echo "apt-get $*" >> "$STUB_LOG"',
     "dpkg-query": 'echo "install ok installed"',
@@ -447,3 +448,66 @@ def test_an_engine_version_without_a_lock_or_python_is_refused_before_a_node_boo
     monkeypatch.setattr(type(CLOUDS["aws"]), "image_python", (3, 10))
     files, codes, shown = build_spec(tmp_path, CLOUD)
     assert files is None and codes == ["SC612"] and "needs Python >= 3.11" in shown and "has 3.10" in shown
+
+
+NVME_STUBS = {
+    # lsblk reports the mount point the test gives a disk; blkid knows what mkfs made
+    "lsblk": 'for d in "${@: -$#}"; do [ -e "$d.mounted" ] && cat "$d.mounted"; done; true',
+    "blkid": 'test -e "$1.fs"',
+    "mkfs.ext4": 'echo "mkfs.ext4 $*" >> "$STUB_LOG"; touch "${@: -1}.fs"',
+    "mdadm": 'echo "mdadm $*" >> "$STUB_LOG"',
+    "mount": 'echo "mount $*" >> "$STUB_LOG"',
+    "mountpoint": "exit 1",
+}
+
+
+def cache_on_nvme(tmp_path, disks: list[str], mounted: dict[str, str] = {}) -> tuple[subprocess.CompletedProcess, str, str]:
+    """Run the boot program's cache_on_nvme with disks as files under a fake /dev/disk/by-id."""
+    from stackc.targets.terraform import CLOUDS, boot
+
+    by_id, dev = tmp_path / "by-id", tmp_path / "dev"
+    by_id.mkdir()
+    dev.mkdir()
+    for i, serial in enumerate(disks):
+        (dev / f"nvme{i}n1").write_text("")
+        (by_id / f"nvme-Amazon_EC2_NVMe_Instance_Storage_{serial}").symlink_to(dev / f"nvme{i}n1")
+        (by_id / f"nvme-Amazon_EC2_NVMe_Instance_Storage_{serial}-part1").symlink_to(dev / f"nvme{i}n1")
+    for i, where in mounted.items():
+        (dev / f"nvme{i}n1.mounted").write_text(where + "\n")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name, body in NVME_STUBS.items():
+        (stubs / name).write_text(f"#!/usr/bin/env bash\nset -eu\n{body}\n")
+        (stubs / name).chmod(0o755)
+    function = boot.NVME.format(glob=CLOUDS["aws"].local_nvme_glob)
+    function = function.replace("/dev/disk/by-id", str(by_id)).replace("/etc/fstab", str(tmp_path / "fstab"))
+    function = function.replace("/dev/md/stackc-cache", str(dev / "md-stackc-cache"))
+    (tmp_path / "fstab").write_text("")
+    script = function + f"\ncache_on_nvme {tmp_path / 'cache'}\n"
+    log = tmp_path / "log"
+    log.write_text("")
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log)}
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=30)
+    return result, log.read_text(), (tmp_path / "fstab").read_text()
+
+
+def test_the_model_cache_goes_on_the_machines_nvme_disks(tmp_path):
+    """Two raw instance-store disks: one RAID 0, formatted once, mounted at the cache, in fstab."""
+    result, log, fstab = cache_on_nvme(tmp_path, ["AWS1", "AWS2"])
+    assert result.returncode == 0, result.stderr
+    assert "mdadm --create" in log and "--raid-devices=2" in log and f"{tmp_path}/dev/nvme0n1 {tmp_path}/dev/nvme1n1" in log
+    assert "mkfs.ext4 -F -q -L stackc-cache" in log and f"mount -o noatime {tmp_path}/dev/md-stackc-cache {tmp_path}/cache" in log
+    assert f" {tmp_path}/cache ext4 noatime,nofail" in fstab
+
+
+def test_disks_the_image_mounted_are_shared_never_formatted(tmp_path):
+    image_mount = tmp_path / "opt-dlami-nvme"  # where the Deep Learning AMI mounts its instance store
+    result, log, fstab = cache_on_nvme(tmp_path, ["AWS1"], {0: str(image_mount)})
+    assert result.returncode == 0, result.stderr
+    assert "mkfs" not in log and "mdadm" not in log
+    assert f"mount --bind {image_mount}/stackc {tmp_path}/cache" in log and "bind,nofail" in fstab
+
+
+def test_no_nvme_disk_fails_the_boot_with_a_reason(tmp_path):
+    result, log, _ = cache_on_nvme(tmp_path, [])
+    assert result.returncode == 1 and "no local NVMe disk" in result.stderr and log == ""

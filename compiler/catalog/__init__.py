@@ -118,6 +118,8 @@ class InstanceInfo:
     vm_part_usd_per_hour: Optional[float] = None
     note: str = ""
     sources: tuple[str, ...] = ()
+    local_nvme_disks: int = 0  # instance store / Local SSD / NVMe disks that come with the machine
+    local_nvme_bytes: int = 0  # their total size
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,12 @@ def _instance(raw: dict, gpu_parts: dict) -> InstanceInfo:
     fields = set(InstanceInfo.__dataclass_fields__)
     values = {k: v for k, v in raw.items() if k in fields}
     values["sources"] = tuple(values.get("sources", ()))
+    nvme = raw.get("local_nvme")
+    if nvme:
+        from ..units import parse_size
+
+        values["local_nvme_disks"] = nvme["disks"]
+        values["local_nvme_bytes"] = nvme["disks"] * parse_size(nvme["disk_size"])
     part = gpu_parts.get(raw.get("cloud"), {}).get(raw.get("gpu"))
     if values.get("price_usd_per_hour") is None and values.get("vm_part_usd_per_hour") is not None and part:
         # GCP bills the VM part and the attached GPUs separately: the price is their sum

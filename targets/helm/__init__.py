@@ -86,7 +86,7 @@ class HelmTarget(Target):
             "runtimeClassName": cluster.runtime_class or "",
             "tolerations": [GPU_TOLERATION],
             "strategy": models.strategy(cluster),
-            "startupProbe": models.startup_probe(engines),
+            "startupProbe": models.startup_probe(engines, dep.cluster),
             "serviceMonitor": {"enabled": monitored, **self._monitor_labels(dep)},
             "modelSpec": [models.model_spec(members, downloads.get(group), dep, resolve)
                           for group, members in groups.items()],

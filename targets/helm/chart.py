@@ -14,6 +14,9 @@ NAME, VERSION, REPOSITORY = images.HELM_CHART
 REPO_ALIAS = "vllm"  # `helm repo add vllm <REPOSITORY>`
 
 CONTAINER_PORT = 8000  # `servingEngineSpec.containerPort`: every engine listens here
+# the chart's own startup probe (values.yaml: initialDelaySeconds 15, periodSeconds 10,
+# failureThreshold 60): the probe stackc writes replaces it and must never be shorter
+DEFAULT_STARTUP_S = 15 + 10 * 60
 CACHE_DIR = "/data"  # where `pvcStorage` (or `pvcExistingClaimName`) is mounted, and HF_HOME points
 ROUTER_PORT = 80  # `routerSpec.servicePort` of `<release>-router-service`
 

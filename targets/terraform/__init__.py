@@ -80,6 +80,8 @@ class TerraformTarget(Target):
 
 
 def disk_gib(dep: Deployment, node_index: int, base_gib: int) -> int:
-    """The system and engines, then the node's model cache and KV-cache disk tier, in whole GiB."""
+    """The system and engines, then the node's model cache (unless it goes on the machine's own
+    NVMe) and KV-cache disk tier, in whole GiB."""
     node = dep.nodes[node_index]
-    return base_gib + -(-(node.cache_bytes + node.kv_disk_bytes) // GIB)
+    cache = 0 if node.cache_on_local_nvme else node.cache_bytes
+    return base_gib + -(-(cache + node.kv_disk_bytes) // GIB)

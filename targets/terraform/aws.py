@@ -26,6 +26,8 @@ class Aws(Cloud):
     # the Deep Learning Base AMI (Ubuntu 24.04): /usr/bin/python3 is 3.12, the login user `ubuntu`
     # (docs.aws.amazon.com/dlami/latest/devguide release notes; EC2 user guide, connection prerequisites)
     image_python = (3, 12)
+    # instance store: the NVMe controller model 'Amazon EC2 NVMe Instance Storage' (EBS volumes say 'Amazon Elastic Block Store')
+    local_nvme_glob = "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*"
     login_user = "ubuntu"
     fetch_bundle = 'aws s3 cp --recursive --only-show-errors --region "${region}" "s3://${bucket}/stack/${node}/" /opt/stackc/bundle.new/'
     read_secret = ('aws secretsmanager get-secret-value --region "${region}" --secret-id "${id}" '

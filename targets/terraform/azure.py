@@ -67,6 +67,8 @@ class Azure(Cloud):
     secret_store = "Key Vault"
     apply_vars = " -var 'subscription_id=...' -var 'ssh_public_key=...'"
     image_python = (3, 12)
+    # the NVMe disks of NC A100 v4 and ND H100/H200 v5: 'Microsoft NVMe Direct Disk' (the OS disk is not)
+    local_nvme_glob = "/dev/disk/by-id/nvme-Microsoft_NVMe_Direct_Disk*"
     login_user = ADMIN_USER
     prelude = PRELUDE
     fetch_bundle = FETCH

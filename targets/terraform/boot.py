@@ -83,6 +83,39 @@ def secrets_loop(cloud: Cloud, destination: str, restart: list[str]) -> list[str
     ]
 
 
+NVME = r"""# the model cache on this machine's own NVMe disks: fast, and wiped when the machine stops
+# (the downloads refill it). Only disks the cloud names as local NVMe are used; a disk with a
+# filesystem is mounted as it is, never formatted; disks the image mounted already are shared.
+cache_on_nvme() {{
+  dir=$1
+  if mountpoint -q "$dir"; then return 0; fi
+  # shellcheck disable=SC2046  # one word per disk
+  set -- $(for link in {glob}; do case "$link" in *-part*) ;; *) if [ -e "$link" ]; then readlink -f "$link"; fi ;; esac; done | sort -u)
+  if [ "$#" -eq 0 ]; then
+    echo "no local NVMe disk at {glob}: the model cache has no room" >&2
+    return 1
+  fi
+  mkdir -p "$dir"
+  taken=$(lsblk -nro MOUNTPOINT "$@" | grep -m1 . || true)
+  if [ -n "$taken" ]; then  # the image mounted them already (the Deep Learning AMI: /opt/dlami/nvme)
+    mkdir -p "$taken/stackc"
+    mount --bind "$taken/stackc" "$dir"
+    grep -q " $dir " /etc/fstab || echo "$taken/stackc $dir none bind,nofail,x-systemd.requires-mounts-for=$taken 0 0" >> /etc/fstab
+    return 0
+  fi
+  if [ "$#" -gt 1 ]; then
+    [ -e /dev/md/stackc-cache ] || mdadm --create /dev/md/stackc-cache --level=0 --raid-devices="$#" --run "$@"
+    dev=/dev/md/stackc-cache
+  else
+    dev=$1
+  fi
+  blkid "$dev" >/dev/null 2>&1 || mkfs.ext4 -F -q -L stackc-cache -E nodiscard "$dev"
+  mount -o noatime "$dev" "$dir"
+  grep -q " $dir " /etc/fstab || echo "$dev $dir ext4 noatime,nofail,x-systemd.device-timeout=30s 0 2" >> /etc/fstab
+}}
+"""
+
+
 def fetch_and_compare(cloud: Cloud) -> list[str]:
     return [
         "# this node's files, from the module's bucket; nothing to do when they did not change",
@@ -117,9 +150,21 @@ def boot_program(dep: Deployment, cloud: Cloud) -> list[str]:
         *fetch_and_compare(cloud),
         "",
     ]
+    nvme = dep.nodes[0].cache_on_local_nvme and bool(cloud.local_nvme_glob)
+    if nvme:
+        header += NVME.format(glob=cloud.local_nvme_glob).splitlines()
     if dep.provisioning.boot == "compose":
         project_dir = f"/opt/stackc/{dep.project}"
         body = [
+            *(["# docker's volumes (the model cache) on the NVMe disks: docker stops while they are mounted",
+               "if ! mountpoint -q /var/lib/docker; then",
+               "  systemctl stop docker.socket docker.service 2>/dev/null || true",
+               "  cache_on_nvme /var/lib/docker",
+               "  mkdir -p /etc/systemd/system/docker.service.d",
+               "  printf '[Unit]\\nRequiresMountsFor=/var/lib/docker\\n' > /etc/systemd/system/docker.service.d/stackc-cache.conf",
+               "  systemctl daemon-reload",
+               "  systemctl start docker.service 2>/dev/null || true",
+               "fi", ""] if nvme else []),
             'if [ "$changed" = 1 ]; then',
             "  # docker with NVIDIA's runtime; apt waits for the dpkg lock",
             '  apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q -y "$@"; }',
@@ -142,6 +187,7 @@ def boot_program(dep: Deployment, cloud: Cloud) -> list[str]:
         restart = [f"grep -l '^EnvironmentFile=' /etc/systemd/system/{dep.project}-*.service 2>/dev/null "
                    "| xargs -r -n1 basename | xargs -r systemctl try-restart"]
         body = [
+            *([f"cache_on_nvme {quote(dep.hosts.cache_dir)}", ""] if nvme else []),
             'if [ "$changed" = 1 ]; then',
             f"  bash {BUNDLE}/software.sh",
             f"  bash {BUNDLE}/install.sh --force --restart",

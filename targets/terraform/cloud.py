@@ -58,6 +58,7 @@ class Cloud:
     secret_store = ""
     image_python = (3, 12)  # the boot image's python3, which every venv is made with
     login_user = ""  # the account people log in as ("" where the cloud names none: GCP's OS Login)
+    local_nvme_glob = ""  # the machine's own NVMe disks, as udev names them
     prelude: list[str] = []  # shell the boot script needs before it fetches anything (helpers)
     fetch_bundle = ""  # the shell line that copies `stack/<node>/` from the module's bucket
     read_secret = ""  # the shell command that prints one secret's value (fails while it has none)

@@ -30,6 +30,8 @@ class Gcp(Cloud):
     # the Deep Learning VM family common-cu129-ubuntu-2404-nvidia-580 (Ubuntu 24.04, Python 3.12); people
     # log in through OS Login as accounts of their own (cloud.google.com/compute/docs/oslogin)
     image_python = (3, 12)
+    # Local SSD over NVMe: google-local-nvme-ssd-N (persistent disks are google-persistent-disk-N)
+    local_nvme_glob = "/dev/disk/by-id/google-local-nvme-ssd-*"
     login_user = ""
     fetch_bundle = 'gcloud storage cp --recursive "gs://${bucket}/stack/${node}/*" /opt/stackc/bundle.new/'
     read_secret = 'gcloud secrets versions access latest --project "${project}" --secret "${id}" 2>/dev/null'
@@ -190,8 +192,11 @@ class Gcp(Cloud):
                 Comment("secure boot off: the image's NVIDIA kernel modules are not signed for it"),
                 ("enable_secure_boot", False), ("enable_vtpm", True), ("enable_integrity_monitoring", True))),
             Block("lifecycle", (), (Comment("the image and boot script of the first apply stay: a newer image does not replace a node"),
+                                    *([Comment("the machine type's bundled Local SSD disks are not declared: a plan must "
+                                               "not read them as a change")] if node.cache_on_local_nvme else []),
                                     ("ignore_changes", [ref("boot_disk[0].initialize_params[0].image"),
-                                                        ref('metadata["startup-script"]')]))),
+                                                        ref('metadata["startup-script"]'),
+                                                        *([ref("scratch_disk")] if node.cache_on_local_nvme else [])]))),
             ("depends_on", [ref("google_storage_bucket_object.stack"), ref("google_storage_bucket_iam_member.node"),
                             ref("google_secret_manager_secret_iam_member.node")]),
         ]
