@@ -130,7 +130,12 @@ def remap(text: str, table: list[tuple[str, str, bool]]) -> str:
 
 def host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
     run = _host_run(x, s, hosts, bind, port)
-    return replace(run, installs=installs(x, s, hosts, run))
+    ports = []
+    if x.port is not None and port is not None:
+        ports.append((x.port, port))
+        if x.drain is not None:  # the drain agent keeps its distance from the engine's port
+            ports.append((x.drain.agent_port, port + x.drain.agent_port - x.port))
+    return replace(run, installs=installs(x, s, hosts, run), ports=tuple(ports))
 
 
 def installs(x: Service, s: Systemd, hosts: Hosts, run: HostRun) -> tuple[Install, ...]:
@@ -169,6 +174,11 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
     if x.role == "engine" and engine in NATIVE_ENGINES:
         assert x.engine is not None and port is not None
         argv, env = native_engine(engine, s, args, env, bind, port)
+        if x.drain is not None:  # the wrapper from the venv's own Python, its agent beside the engine's port
+            script = next(h for inside, h, _ in table if inside == x.drain.path)
+            agent = port + x.drain.agent_port - (x.port or port)
+            python = f"{s.vllm_venv if engine == 'vllm' else s.sglang_venv}/bin/python3"
+            argv = [python, script, "--agent", f"{bind}:{agent}", "--wait", str(x.drain.wait_s), "--", *argv]
         if x.gpus is not None:
             visible = ",".join(map(str, x.gpus.indices))
             env += [("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
@@ -267,12 +277,13 @@ def container_name(hosts: Hosts, x: Service) -> str:
 def endpoint_address(e: Endpoint, consumer: Service, services: dict[str, Service], hosts: Hosts) -> tuple[str, int]:
     """Where `consumer` reaches `e` on a host: loopback on its own node, the node's address on another.
 
-    Only the service's main port moves on a host (an engine's 8000 becomes its replica's port,
-    the gateway's 4000 the published one); every other port a service listens on (the router's
-    model frontends beside its stats port) stays as its config file binds it."""
+    A port moves on a host only where the run says so (an engine's 8000 becomes its replica's
+    port and its drain agent's 8100 beside it, the gateway's 4000 the published one); every other
+    port a service listens on (the router's model frontends beside its stats port) stays as its
+    config file binds it."""
     target = services[e.service]
     run = hosts.run(e.service)
-    port = run.port if run.port is not None and e.port == target.port else e.port
+    port = dict(run.ports).get(e.port, e.port)
     if target.node == consumer.node:
         host = LOOPBACK if run.bind in (LOOPBACK, "0.0.0.0") else run.bind
     else:

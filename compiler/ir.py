@@ -54,12 +54,27 @@ EnvValue = Union[str, SecretRef, Endpoint]
 class ServerPool:
     """A model's replicas as a router backend: each target lists them its own way (one server
     line per replica service, or a template filled from the DNS of a headless Service).
-    `max_replicas` is the most there can be (an autoscaled model)."""
+    `max_replicas` is the most there can be (an autoscaled model); `agent_port`, where each
+    replica's drain agent answers (None: the replicas have none)."""
 
     group: str
     replicas: tuple[str, ...]
     port: int
     max_replicas: int
+    agent_port: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How an engine replica stops without cutting requests: a wrapper (`script`, mounted at
+    `path`) answers the router's agent check on `agent_port` and says `drain` for `wait_s`
+    before the engine gets SIGTERM; the engine then finishes what it holds within its own
+    shutdown timeout."""
+
+    script: str  # the ConfigFile holding the wrapper
+    path: str  # where the engine's container or host reads it
+    agent_port: int
+    wait_s: int
 
 
 @dataclass(frozen=True)
@@ -203,6 +218,7 @@ class EngineConfig:
     gpu_vendor: str = "nvidia"
     cache_dir: str = "/models"
     gpu_layers: Optional[int] = None  # layers on the GPU when the planner chose a partial offload
+    shutdown_timeout_s: int = 0  # how long the engine lets requests in flight finish when told to stop
 
 
 @dataclass(frozen=True)
@@ -233,6 +249,8 @@ class Service:
     user: Optional[str] = None
     origin: Optional[Span] = None
     cache_bytes: int = 0  # what this model's weights take in the model cache (engines and downloads)
+    drain: Optional[Drain] = None  # an engine replica behind a router: drained before it stops
+    stop_grace_s: int = 0  # how long the orchestrator waits after SIGTERM before it kills (0: its default)
 
 
 @dataclass(frozen=True)
@@ -323,6 +341,7 @@ class HostRun:
     writable: tuple[str, ...] = ()  # host paths it writes
     readable: tuple[str, ...] = ()  # host paths it reads beyond the system's
     memory_max: int = 0  # bytes the service may use before the kernel stops it (0: no cap)
+    ports: tuple[tuple[int, int], ...] = ()  # (the port its container listens on, the host port it uses instead)
     installs: tuple[Install, ...] = ()  # what the host must have installed for it
 
 

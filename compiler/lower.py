@@ -14,7 +14,7 @@ from . import components, hosts as host_runs, routing
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
-from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
+from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from . import storage
@@ -25,6 +25,14 @@ from .spec import Kubernetes, Terraform
 CACHE_VOLUME = "models"
 CACHE_DIR = "/models"
 LOCAL_DIR = "/models/local"
+# What an engine asked to stop lets finish: under the 30 s Kubernetes gives a pod by default
+# (the chart cannot raise it), with the rest of the stop (the drain, a teardown) inside the
+# orchestrator's grace period, which the targets set above it where they can
+DRAIN_S = 25
+DRAIN_WAIT_S = 3  # between the replica's `drain` and its SIGTERM: three of the router's agent checks
+DRAIN_SCRIPT = "engines/drain.py"
+DRAIN_PATH = "/etc/stackc/drain.py"  # where an engine's container reads it
+STOP_GRACE_S = DRAIN_S + DRAIN_WAIT_S + 12
 
 
 def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, share: Optional[float],
@@ -163,7 +171,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         services=tuple(services),
         volumes=tuple(sorted(volumes, key=lambda v: v.name)),
         secrets=tuple(sorted(secrets, key=lambda s: s.name)),
-        files=tuple(sorted(files, key=lambda f: f.path)),
+        files=tuple(sorted({f.path: f for f in files}.values(), key=lambda f: f.path)),
         features=tuple(features(stack, plan)),
         gateway_port=spec.gateway.port if spec.gateway else 8080,
         routing=tiering.routing if tiering else "round-robin",
@@ -227,8 +235,8 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
     where = stack.where
     origin = where("models", rm.index, key=True)
     ev = mp.evaluation
-    ec = engine_config(rm, mp.settings, ev.tp, ev.pp, stack.gpu, ev.share, gpu_layers=ev.gpu_layers,
-                       kv_tiers=mp.kv_tiers)
+    ec = replace(engine_config(rm, mp.settings, ev.tp, ev.pp, stack.gpu, ev.share, gpu_layers=ev.gpu_layers,
+                               kv_tiers=mp.kv_tiers), shutdown_timeout_s=DRAIN_S)
     token_env = (("HF_TOKEN", SecretRef("HF_TOKEN")),) if hf_token else ()
     services: list[Service] = []
     files: list[ConfigFile] = []
@@ -258,6 +266,13 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
 
     health = e.health(ec)
     replicas = Replicas(mp.replicas_min, mp.replicas_max)
+    entrypoint, drain = e.entrypoint(ec), None
+    if e.drainable and (len(slots) > 1 or mp.replicas_max > 1):  # behind the router: drained before it stops
+        drain = Drain(DRAIN_SCRIPT, DRAIN_PATH, e.port + 100, DRAIN_WAIT_S)
+        entrypoint = ("python3", DRAIN_PATH, "--agent", f"0.0.0.0:{drain.agent_port}", "--wait", str(DRAIN_WAIT_S),
+                      "--", *(entrypoint or e.image_entrypoint))
+        mounts.append(Mount("file", DRAIN_SCRIPT, DRAIN_PATH, read_only=True))
+        files.append(ConfigFile(DRAIN_SCRIPT, "text", drain_script()))
     autoscale = None
     if m.autoscale:
         query = e.autoscale_query(m.autoscale.metric, ec.served_name, ec.version)
@@ -275,13 +290,20 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         tier_mounts = (Mount("host", f"{disk.path.rstrip('/')}/{name}", KV_DISK_DIR, create=True),) if disk else ()
         services.append(Service(
             name=name, role="engine", image=rm.image, command=tuple(e.argv(ec)),
-            entrypoint=e.entrypoint(ec), env=env, port=e.port, node=f"node-{node}",
+            entrypoint=entrypoint, env=env, port=e.port, node=f"node-{node}",
             gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=resources, health=health,
             startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts) + tier_mounts,
             depends_on=depends,
             group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin, cache_bytes=cache_bytes,
+            drain=drain, stop_grace_s=STOP_GRACE_S,
         ))
     return services, files
+
+
+def drain_script() -> str:
+    from importlib import resources
+
+    return resources.files("stackc.engines").joinpath("drain_agent.py").read_text()
 
 
 def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:

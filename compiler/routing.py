@@ -88,7 +88,8 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
         sections.append({"section": f"backend {model}", "lines": [
             *_balance(routing, session_key),
             *_health_check(replicas[0].health),
-            ServerPool(model, tuple(r.name for r in replicas), replicas[0].port or 0, replicas[0].replicas.max),
+            ServerPool(model, tuple(r.name for r in replicas), replicas[0].port or 0, replicas[0].replicas.max,
+                       replicas[0].drain.agent_port if replicas[0].drain else None),
         ]})
     service = Service(
         name=ROUTER, role="router", image=images.ROUTER_HAPROXY.ref, port=STATS_PORT,
@@ -97,6 +98,16 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
         mounts=(Mount("file", ROUTER_CONFIG, CONFIG_PATH, read_only=True),),
     )
     return service, [ConfigFile(ROUTER_CONFIG, "haproxy", sections)], endpoints
+
+
+def server_line(name: str, address: str, agent_port: Optional[int] = None) -> list[str]:
+    """One replica of a backend: health-checked, and with a drain agent on `agent_port` of the
+    same address asked each second whether it is stopping (`drain`: no new requests, those open
+    finish; an agent that does not answer changes nothing, the health check decides)."""
+    line = ["server", name, address, "check"]
+    if agent_port:
+        line += ["agent-check", "agent-port", str(agent_port), "agent-inter", "1s"]
+    return line
 
 
 def _balance(routing: str, session_key: str) -> list[list]:

@@ -245,3 +245,35 @@ def test_a_digest_pinned_image_keeps_its_version_and_reaches_the_chart_whole(tmp
     plan = run_cli("plan", str(tmp_path / "stack.yaml"), "--format", "json")
     assert plan.exit_code == 0 and "SC310" not in plan.output, plan.output
     assert json.loads(plan.stdout)["models"][0]["engine_version"] == "0.31.0"
+
+
+def test_vllm_drains_for_the_planned_timeout_from_the_release_that_has_the_flag():
+    vllm = engines.get("vllm")
+    ec = replace(BASE, shutdown_timeout_s=25)
+    assert vllm.argv(replace(ec, version=(0, 33, 0)))[-2:] == ["--shutdown-timeout", "25"]
+    assert "--shutdown-timeout" not in vllm.argv(replace(ec, version=(0, 17, 1)))  # added in 0.18.0
+    assert "shutdown-timeout" in vllm.managed_flags(BASE)  # engine_args cannot set it twice
+
+
+def test_replicas_behind_the_router_run_inside_the_drain_wrapper(tmp_path):
+    """Compose: the wrapper from the image's Python, its agent beside the engine's port, the
+    router asking it; systemd: the same wrapper from the venv, SIGTERM to it alone."""
+    import yaml
+
+    from .conftest import MINIMAL, compile_spec
+
+    text = MINIMAL.replace("gpus_per_node: 1", "gpus_per_node: 2").replace("max_context: 8192}", "max_context: 8192, replicas: 2}")
+    files, _, _ = compile_spec(tmp_path, text, "compose")
+    svc = yaml.safe_load(files["compose.yaml"])["services"]["chat-0"]
+    assert svc["entrypoint"] == ["python3", "/etc/stackc/drain.py", "--agent", "0.0.0.0:8100", "--wait", "3", "--",
+                                 "vllm", "serve"]
+    assert svc["stop_grace_period"] == "40s" and "--shutdown-timeout" in svc["command"]
+    assert "server chat-0 chat-0:8000 check agent-check agent-port 8100 agent-inter 1s" in files["router/haproxy.cfg"].decode()
+    assert files["engines/drain.py"].decode().startswith('"""Run an engine so a router can drain it')
+    files, _, _ = compile_spec(tmp_path, text, "systemd")
+    unit = files["units/demo-chat-1.service"].decode()
+    assert "ExecStart=/opt/stackc/vllm/bin/python3 /etc/stackc/demo/engines/drain.py --agent 127.0.0.1:8101 --wait 3 -- " \
+           "/opt/stackc/vllm/bin/vllm serve" in unit
+    assert "KillMode=mixed" in unit and "TimeoutStopSec=60s" in unit
+    single, _, _ = compile_spec(tmp_path, MINIMAL, "compose")  # one replica, no router: no wrapper
+    assert "entrypoint" not in yaml.safe_load(single["compose.yaml"])["services"]["chat-0"]

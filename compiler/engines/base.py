@@ -141,6 +141,10 @@ class Engine:
     container_model_dir: str = "/models"
     options_path: str = ""  # where the engine reads an options file, for engines that take one
     offloads_layers: bool = False  # can keep layers that do not fit in host memory (llama.cpp, Ollama)
+    # the program its image runs when the service names none (the drain wrapper runs it itself)
+    image_entrypoint: tuple[str, ...] = ()
+    # Python in the image and the host install: the drain wrapper can run around the engine
+    drainable: bool = False
     startup_overhead_s: int = 60  # engine start, compile, warm-up beyond reading the weights
     # host RAM of the engine's own processes: the API server and scheduler, and per GPU a worker
     # holding torch and the host side of its CUDA context. An estimate (resident sizes of
@@ -237,6 +241,11 @@ class Engine:
 
     def entrypoint(self, ec: EngineConfig) -> Optional[tuple[str, ...]]:
         return None
+
+    def shutdown_flags(self, ec: EngineConfig) -> list[str]:
+        """Flags that let requests in flight finish on SIGTERM, for `ec.shutdown_timeout_s`
+        (default: none; the engine's own behaviour, bounded by the orchestrator's grace)."""
+        return []
 
     def health(self, ec: EngineConfig) -> Health:
         return Health(self.port, self.health_path, python_http_probe(self.port, self.health_path))
@@ -359,7 +368,7 @@ def probe_configs(ec: EngineConfig) -> list[EngineConfig]:
 
     base = replace(ec, extra_args=())
     full = replace(
-        base, tensor_parallel=2, pipeline_parallel=2, expert_parallel=True, revision=base.revision or "r",
+        base, shutdown_timeout_s=base.shutdown_timeout_s or 1, tensor_parallel=2, pipeline_parallel=2, expert_parallel=True, revision=base.revision or "r",
         quantization_flag=base.quantization_flag or "fp8", dtype="bfloat16", kv_cache_dtype="fp8",
         max_num_seqs=base.max_num_seqs or 1, max_batched_tokens=base.max_batched_tokens or 1,
         gpu_memory_utilization=base.gpu_memory_utilization or 0.9, enforce_eager=True, prefix_caching=True,

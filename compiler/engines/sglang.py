@@ -58,6 +58,10 @@ class Sglang(Engine):
     def entrypoint(self, ec: EngineConfig):
         return ("python3", "-m", "sglang.launch_server")
 
+    # SGLang drains on SIGTERM with no flag and no bound (its health answers 503 meanwhile): the
+    # orchestrator's grace period is the bound
+    drainable = True
+
     # ---- KV-cache tiers: the hierarchical cache (host memory, then a storage backend)
 
     def kv_tier_mechanism(self, version: Version, tiers: tuple[str, ...], vendor: str) -> tuple[Optional[str], str]:

@@ -40,6 +40,7 @@ SAMPLER_V0_BYTES = 4
 
 TIERS_SINCE = (0, 14, 0)  # native CPU offloading works (PR #24498), and the release images ship LMCache
 NATIVE_OFFLOAD_SHM = (0, 27, 0)  # the CPU tier moved into one /dev/shm file (vLLM PR #50094)
+SHUTDOWN_SINCE = (0, 18, 0)  # `--shutdown-timeout` (PRs #34730, #36666); 0, its default, aborts at once
 LMCACHE_CHUNK_TOKENS = 256  # LMCache's default chunk, stated so a change of default does not move it
 LMCACHE_STAGING_GIB = 5.0  # LMCache's default local CPU buffer, kept for staging when no cpu tier is asked
 
@@ -87,6 +88,8 @@ class Vllm(Engine):
         "task": "runner", "no-enable-chunked-prefill": "enable-chunked-prefill",
     }
     startup_overhead_s = 120  # torch.compile and CUDA-graph capture on first start
+    image_entrypoint = ("vllm", "serve")
+    drainable = True
 
     # ---- KV-cache tiers
 
@@ -275,7 +278,15 @@ class Vllm(Engine):
         elif ec.kv_mechanism == "lmcache":
             args += ["--kv-transfer-config", json.dumps({"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_both"},
                                                         sort_keys=True, separators=(",", ":"))]
-        return args + render_args(ec.extra_args)
+        return args + self.shutdown_flags(ec) + render_args(ec.extra_args)
+
+    def shutdown_flags(self, ec: EngineConfig) -> list[str]:
+        """On SIGTERM vLLM stops taking new requests (they get an immediate abort, not an error a
+        router would retry: the drain wrapper keeps them away first) and lets those in flight,
+        streams included, finish for this long."""
+        if ec.shutdown_timeout_s and ec.version >= SHUTDOWN_SINCE:
+            return ["--shutdown-timeout", str(ec.shutdown_timeout_s)]
+        return []
 
     def env(self, ec: EngineConfig) -> list[tuple[str, EnvValue]]:
         env: list[tuple[str, EnvValue]] = list(super().env(ec))

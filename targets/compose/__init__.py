@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackc import output
+from stackc.routing import server_line
 from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 from stackc.units import GIB, MIB
 
@@ -69,7 +70,7 @@ class ComposeTarget(Target):
         if isinstance(value, Listen):  # every interface of the container's own network
             return f":{value.port}"
         if isinstance(value, ServerPool):  # each replica is a service on the project network
-            return [["server", name, f"{name}:{value.port}", "check"] for name in value.replicas]
+            return [server_line(name, f"{name}:{value.port}", value.agent_port) for name in value.replicas]
         raise TypeError(f"no compose form for {value!r}")
 
     def config_file(self, f: ConfigFile) -> bytes:
@@ -130,6 +131,8 @@ class ComposeTarget(Target):
         if s.depends_on:
             out["depends_on"] = {d.service: {"condition": CONDITIONS[d.condition]} for d in s.depends_on}
         out["restart"] = "no" if s.one_shot else "unless-stopped"
+        if s.stop_grace_s:  # Docker's default is 10 s before SIGKILL
+            out["stop_grace_period"] = f"{s.stop_grace_s}s"
         out["logging"] = LOGGING
         return out
 

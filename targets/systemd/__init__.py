@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackc import output
+from stackc.routing import server_line
 from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
@@ -85,7 +86,9 @@ class SystemdTarget(Target):
                 lines = []
                 for name in value.replicas:
                     host, port = endpoint_address(Endpoint(name, value.port), consumer, services, hosts)
-                    lines.append(["server", name, f"{host}:{port}", "check"])
+                    agent = endpoint_address(Endpoint(name, value.agent_port), consumer, services, hosts)[1] \
+                        if value.agent_port else None
+                    lines.append(server_line(name, f"{host}:{port}", agent))
                 return lines
             if isinstance(value, SecretRef):
                 raise TypeError(f"a secret ({value.name}) inside a config file")

@@ -102,7 +102,10 @@ def service_unit(dep: Deployment, s: Service, spec_name: str, resolve: Callable[
                 "--retry-delay", "5", "--retry-all-errors", "--max-time", "5", url))))
             service.append(("TimeoutStartSec", f"{budget}s"))
         service += restart(hosts.systemd_version)
-        service.append(("TimeoutStopSec", "60s"))
+        service.append(("TimeoutStopSec", f"{max(s.stop_grace_s, 60)}s"))
+        if s.drain is not None:
+            service.append(("# SIGTERM to the drain wrapper only: it tells the router, then stops the engine", ""))
+            service.append(("KillMode", "mixed"))
     service.append(("LimitNOFILE", "65536"))
     if s.resources.memlock_unlimited and not run.container:
         service.append(("LimitMEMLOCK", "infinity"))

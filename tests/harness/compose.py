@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine,
-                     engine_of_image, remap, urls_in)
+                     engine_of_image, remap, unwrap_drain, urls_in)
 
 # what the images stackc uses run when a service gives no entrypoint, and the program here
 PROGRAM_IMAGES = {
@@ -77,7 +77,8 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
         program = next((facts for key, facts in PROGRAM_IMAGES.items() if key in image), None)
         if engine:
             proc.role, proc.engine = "engine", engine
-            argv = [*(entrypoint or []), *command]
+            argv = unwrap_drain(proc, [*(entrypoint or []), *command])
+            proc.drain_argv = [remap(a, table) for a in proc.drain_argv]
             describe_engine(proc, argv if engine != "llama.cpp" else _llama_words(argv), env)
             proc.listens = [("0.0.0.0", port) for _, port in proc.listens]  # every interface of the container
         elif component:

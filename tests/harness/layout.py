@@ -46,6 +46,8 @@ class Proc:
     health: list[str] = field(default_factory=list)  # URLs, as seen from its host, that answer when it is up
     ollama_show: Optional[str] = None  # a health check by `ollama show TAG`
     image: Optional[str] = None
+    agent: Optional[tuple[str, int]] = None  # where the drain wrapper answers the router's agent check
+    drain_argv: list[str] = field(default_factory=list)  # the wrapper's own words, up to its `--`
 
 
 @dataclass
@@ -120,6 +122,18 @@ def split_listen(text: str, default_host: str, default_port: int) -> tuple[str, 
         host, port = text.rsplit(":", 1)
         return host or default_host, int(port) if port else default_port
     return text or default_host, default_port
+
+
+def unwrap_drain(proc: Proc, argv: list[str]) -> list[str]:
+    """The engine's own argv inside the drain wrapper (`python3 drain.py --agent H:P --wait S --
+    ENGINE...`); the wrapper's agent address is kept for a stand-in to answer."""
+    i = next((i for i, w in enumerate(argv) if w.endswith("/drain.py")), None)
+    if i is None or "--" not in argv[i:]:
+        return argv
+    rest = argv[i + 1:]
+    proc.agent = split_listen(flag(rest[:rest.index("--")], "--agent") or "", "0.0.0.0", 0)
+    proc.drain_argv = argv[: i + 1 + rest.index("--") + 1]
+    return rest[rest.index("--") + 1:]
 
 
 def describe_engine(proc: Proc, argv: list[str], env: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import sys
 import shutil
 import socket
 import ssl
@@ -31,7 +32,7 @@ import yaml
 from . import compose, netns, systemd
 from .dns import Dns
 from .layout import Layout, Proc
-from .standins import StandIn, served_by
+from .standins import DrainAgent, StandIn, served_by
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_BIN = ROOT / ".venv-gateway" / "bin" / "litellm"
@@ -63,7 +64,10 @@ class Reply:
 
 
 class RunningStack:
-    def __init__(self, root: Path, workdir: Optional[Path] = None):
+    def __init__(self, root: Path, workdir: Optional[Path] = None, real_drain: frozenset[str] = frozenset(),
+                 delay: float = 0.0):
+        """`real_drain`: replicas whose emitted drain wrapper runs for real, around a stand-in in a
+        process of its own (answering after `delay` seconds)."""
         self.root = Path(root)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="stackc-harness-"))
         state = self.workdir / "state"
@@ -74,7 +78,10 @@ class RunningStack:
         self.net: Optional[netns.Network] = None
         self.standins: dict[str, StandIn] = {}  # engines and components by service name
         self.hosted: dict[str, StandIn] = {}  # hosted APIs by host name
+        self.agents: dict[str, DrainAgent] = {}  # the drain wrappers' agents by engine replica
         self.processes: dict[str, subprocess.Popen] = {}
+        self.real_drain, self.delay = real_drain, delay
+        self.stopped: set[str] = set()  # processes a test stopped on purpose
         self._servers: list[Any] = []
         self.hosted_urls: dict[str, str] = {}
         self.missing: list[str] = []  # programs the files run that this machine lacks (their checks skip)
@@ -103,7 +110,9 @@ class RunningStack:
                 net.name(key, host.bridge_ip)
         self._start_hosted(names)
         for p in layout.procs:
-            if p.role in ("engine", "component"):
+            if p.role in ("engine", "component") and p.name in self.real_drain:
+                self._spawn_drained(p)
+            elif p.role in ("engine", "component"):
                 self._start_standin(p)
         for pub in layout.published:
             self._forward(pub)
@@ -165,6 +174,24 @@ class RunningStack:
         for address, port in p.listens:
             s.serve(self.net.listen(host.ns, address, port))
         self.standins[p.name] = s
+        if p.agent is not None:
+            self.agents[p.name] = DrainAgent(self.net.listen(host.ns, *p.agent))
+
+    def _spawn_drained(self, p: Proc) -> None:
+        """The wrapper as its unit or service writes it, this Python for the venv's, and a stand-in
+        process where the engine would be."""
+        assert p.drain_argv, f"{p.name} has no drain wrapper"
+        host, port = p.listens[0]
+        argv = [sys.executable, *p.drain_argv[1:], sys.executable, "-m", "tests.harness.standin_process",
+                "--name", p.name, "--listen", f"{host}:{port}", "--kind", p.engine or "vllm",
+                "--models", ",".join(sorted(p.served or ())), "--delay", str(self.delay),
+                "--log", str(self.workdir / f"{p.name}.requests")]
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+        self.processes[p.name] = self.net.popen(self.net.hosts[p.host].ns, argv, env, self.workdir / f"{p.name}.log", ROOT)
+
+    def served_log(self, name: str) -> list[dict]:
+        path = self.workdir / f"{name}.requests"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def _forward(self, pub) -> None:
         """The Docker host's published port, to the container's."""
@@ -220,7 +247,7 @@ class RunningStack:
         checks = list(p.health)
         while True:
             for name, proc in self.processes.items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and name not in self.stopped:
                     raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.logs()}")
             pending = []
             for url in checks:
@@ -302,7 +329,7 @@ class RunningStack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
-        for s in [*self.standins.values(), *self.hosted.values()]:
+        for s in [*self.standins.values(), *self.hosted.values(), *self.agents.values()]:
             s.stop()
         for server in self._servers:
             try:

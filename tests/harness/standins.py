@@ -306,6 +306,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, piece(f"served-by:{s.name}", True))
 
 
+class DrainAgent:
+    """The drain wrapper's agent check, as HAProxy reads it: `ready up`, or `drain` once stopping."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.draining = sock, False
+        threading.Thread(target=self._serve, daemon=True, name="drain-agent").start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(b"drain\n" if self.draining else b"ready up\n")
+            except OSError:
+                pass
+            conn.close()
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
 def identity_vector(name: str) -> list[float]:
     """An embedding that spells `served-by:<name>`, which the gateway passes through unchanged."""
     return [float(b) for b in f"served-by:{name}".encode()]

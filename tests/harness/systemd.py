@@ -16,7 +16,7 @@ from typing import Optional
 
 from .compose import secret_value
 from .layout import (Layout, Proc, component_of_image, describe_component, describe_engine, engine_of_image, flag,
-                     remap, shell_words, split_listen, urls_in)
+                     remap, shell_words, split_listen, unwrap_drain, urls_in)
 
 WILDCARD = ("0.0.0.0", "127.0.0.1", "localhost", "::")
 
@@ -129,6 +129,8 @@ def classify(proc: Proc, argv: list[str], env: dict[str, str], table: list[tuple
     wrapper: list[str] = []
     if len(argv) > 4 and argv[0] == "/bin/sh" and argv[1] == "-c" and 'exec "$@"' in argv[2]:
         wrapper, inner = argv[:4], argv[4:]  # exports renamed secrets, then runs the rest
+    inner = unwrap_drain(proc, inner)
+    proc.drain_argv = [remap(a, table) for a in proc.drain_argv]
     program = inner[0]
     base = program.rsplit("/", 1)[-1]
     if base in ("podman", "docker") and inner[1:2] == ["run"]:
