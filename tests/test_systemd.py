@@ -174,12 +174,18 @@ def test_install_script_passes_shellcheck(build, tmp_path):
             assert result.returncode == 0 and not result.stdout, result.stdout
 
 
-def test_install_script_is_idempotent_and_keeps_local_changes(tmp_path):
-    files = nodes(dict(BUILDS)["rag-disk-kv-l40s-base"])[""]
+def written(tmp_path: Path, example: str) -> tuple[dict[str, bytes], Path]:
+    """A one-node example's systemd files, written to `tmp_path/out`."""
+    files = nodes(dict(BUILDS)[example])[""]
     out = tmp_path / "out"
     for path, data in files.items():
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_bytes(data)
+    return files, out
+
+
+def test_install_script_is_idempotent_and_keeps_local_changes(tmp_path):
+    files, out = written(tmp_path, "rag-disk-kv-l40s-base")
     script = out / "install.sh"
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     env, root = stubbed(tmp_path)
@@ -220,11 +226,7 @@ def test_install_script_is_idempotent_and_keeps_local_changes(tmp_path):
 
 
 def test_install_refuses_a_login_account_as_the_service_user(tmp_path):
-    files = nodes(dict(BUILDS)["chatbot-8b-l40s-base"])[""]
-    out = tmp_path / "out"
-    for path, data in files.items():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(data)
+    _, out = written(tmp_path, "chatbot-8b-l40s-base")
     env, root = stubbed(tmp_path)
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nstackc:x:1000:1000::/home/stackc:/bin/bash\n")
     result = subprocess.run(["bash", str(out / "install.sh")], capture_output=True, text=True, env=env, timeout=60)
@@ -245,11 +247,7 @@ SOFTWARE_STUBS = {
 
 
 def test_software_script_installs_each_venv_from_its_hashed_lock_once(tmp_path):
-    files = nodes(dict(BUILDS)["rag-disk-kv-l40s-base"])[""]
-    out = tmp_path / "out"
-    for path, data in files.items():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(data)
+    _, out = written(tmp_path, "rag-disk-kv-l40s-base")
     bin_dir, state = tmp_path / "stubs", tmp_path / "state"
     bin_dir.mkdir()
     state.mkdir()

@@ -77,6 +77,14 @@ def reports(request):
         return {key: _outcome(f) for key, f in futures.items()}
 
 
+def _report(reports, target: str, name: str):
+    """The case's report and its unit; a case whose stack did not start fails here."""
+    outcome = reports[(target, name)]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome[0], next(u for t, n, u, _ in CASES if (t, n) == (target, name))
+
+
 def _outcome(future):
     try:
         return future.result()
@@ -86,27 +94,19 @@ def _outcome(future):
 
 @pytest.mark.parametrize("target,name", [(t, n) for t, n, _, _ in CASES], ids=[f"{t}-{n}" for t, n, _, _ in CASES])
 def test_output_serves_as_written(reports, target, name):
-    outcome = reports[(target, name)]
-    if isinstance(outcome, Exception):
-        raise outcome
-    report, _ = outcome
+    report, unit = _report(reports, target, name)
     assert report.requests > 0
     assert not [p for p in report.problems if not p.startswith("not scraped")], "\n".join(report.problems)
     assert report.right == report.requests
-    unit = next(u for t, n, u, _ in CASES if (t, n) == (target, name))
     for model, own in expect_from(unit).replicas.items():
         assert report.reached.get(model) == own, f"`{model}`: reached {sorted(report.reached.get(model, ()))} of {sorted(own)}"
 
 
 @pytest.mark.parametrize("target,name", [(t, n) for t, n, _, _ in CASES], ids=[f"{t}-{n}" for t, n, _, _ in CASES])
 def test_prometheus_scrapes_every_target_it_lists(reports, target, name):
-    outcome = reports[(target, name)]
-    if isinstance(outcome, Exception):
-        raise outcome
-    report, _ = outcome
+    report, unit = _report(reports, target, name)
     if report.skipped:
         pytest.skip("; ".join(report.skipped))
-    unit = next(u for t, n, u, _ in CASES if (t, n) == (target, name))
     if not any(s.role == "metrics" for s in unit.deployment.services):
         pytest.skip("this stack runs no Prometheus")
     assert report.scraped > 0 and not report.scrape_down, report.scrape_down
