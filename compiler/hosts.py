@@ -133,9 +133,15 @@ def host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int
     ports = []
     if x.port is not None and port is not None:
         ports.append((x.port, port))
-        if x.drain is not None:  # the drain agent keeps its distance from the engine's port
-            ports.append((x.drain.agent_port, port + x.drain.agent_port - x.port))
+        if x.drain is not None:
+            ports.append((x.drain.agent_port, agent_port(x, port)))
     return replace(run, installs=installs(x, s, hosts, run), ports=tuple(ports))
+
+
+def agent_port(x: Service, port: int) -> int:
+    """A replica's drain agent on a host: as far from the replica's own port as in its container."""
+    assert x.drain is not None and x.port is not None
+    return port + x.drain.agent_port - x.port
 
 
 def installs(x: Service, s: Systemd, hosts: Hosts, run: HostRun) -> tuple[Install, ...]:
@@ -176,9 +182,8 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
         argv, env = native_engine(engine, s, args, env, bind, port)
         if x.drain is not None:  # the wrapper from the venv's own Python, its agent beside the engine's port
             script = next(h for inside, h, _ in table if inside == x.drain.path)
-            agent = port + x.drain.agent_port - (x.port or port)
             python = f"{s.vllm_venv if engine == 'vllm' else s.sglang_venv}/bin/python3"
-            argv = [python, script, "--agent", f"{bind}:{agent}", "--wait", str(x.drain.wait_s), "--", *argv]
+            argv = [python, script, "--agent", f"{bind}:{agent_port(x, port)}", "--wait", str(x.drain.wait_s), "--", *argv]
         if x.gpus is not None:
             visible = ",".join(map(str, x.gpus.indices))
             env += [("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
