@@ -423,7 +423,9 @@ def start_up(p: Plan, placement: Optional[dict]) -> None:
     model sharing it has had min(b, its own size) read (replicas of one model read the same files)."""
     stack = p.stack
     cache = sum(int(mp.download_bytes * 1.1) for mp in p.models)
-    root = (stack.spec.terraform.root_volume_gib if stack.spec.terraform else 100)
+    from .spec import Terraform
+
+    root = (stack.spec.terraform or Terraform()).root_volume_gib
     p.storage = storage.model_cache(stack.provider, p.instance, stack.disk_read, cache, root)
     on_node: dict[int, set[str]] = {}
     for name, replicas in (placement or {}).items():
