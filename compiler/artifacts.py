@@ -38,11 +38,11 @@ def parse(text: str, engine: str) -> Optional[Artifact]:
     if text.startswith(("hf://", "hf.co/", "huggingface.co/")):
         rest = text.split("://", 1)[1] if text.startswith("hf://") else text.split("/", 1)[1]
         repo, _, quant = rest.partition(":")
-        return Artifact("hf", repo, quant or None) if _HF_REPO.match(repo) else None
+        return Artifact("hf", repo, quant or None) if _HF_REPO.fullmatch(repo) else None
     if engine == "ollama":
         return Artifact("ollama", text)  # `qwen2.5:7b-instruct-q4_K_M`, `namespace/model:tag`
     repo, _, quant = text.partition(":")
-    if _HF_REPO.match(repo):
+    if _HF_REPO.fullmatch(repo):
         return Artifact("hf", repo, quant or None)
     return None
 

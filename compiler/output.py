@@ -45,7 +45,7 @@ def scalar(value: Any) -> str:
         text = repr(value)
         return text if ("." in text or "e" in text) else text + ".0"
     if isinstance(value, str):
-        if value and _PLAIN.match(value) and value.lower() not in _RESERVED and not value.endswith((".", "/")) \
+        if value and _PLAIN.fullmatch(value) and value.lower() not in _RESERVED and not value.endswith((".", "/")) \
                 and not re.match(r"^[0-9._+-]", value):
             return value
         return _quote(value)
@@ -146,7 +146,7 @@ def unit_word(word: str) -> str:
     if "\n" in word or "\r" in word or "\x00" in word:
         raise ValueError(f"cannot write {word!r} into a unit file")
     word = word.replace("%", "%%").replace("$", "$$")
-    if word and _UNIT_PLAIN.match(word):
+    if word and _UNIT_PLAIN.fullmatch(word):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -372,7 +372,7 @@ def hcl_string(text: str) -> str:
 
 
 def _hcl_key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", key) else hcl_string(key)
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) else hcl_string(key)
 
 
 def _hcl_inline(value: Any) -> Optional[str]:

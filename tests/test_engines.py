@@ -277,3 +277,10 @@ def test_replicas_behind_the_router_run_inside_the_drain_wrapper(tmp_path):
     assert "KillMode=mixed" in unit and "TimeoutStopSec=60s" in unit
     single, _, _ = compile_spec(tmp_path, MINIMAL, "compose")  # one replica, no router: no wrapper
     assert "entrypoint" not in yaml.safe_load(single["compose.yaml"])["services"]["chat-0"]
+
+
+def test_a_word_ending_in_a_newline_is_quoted_for_the_shell():
+    """`$` matches before a final newline: a plain-looking word with one would end the command."""
+    from stackc.engines.base import sh_quote
+
+    assert sh_quote("abc\n") == "'abc\n'" and sh_quote("abc") == "abc"

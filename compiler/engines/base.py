@@ -475,7 +475,7 @@ def s3_download(artifact: Artifact, ec: EngineConfig) -> DownloadStep:
 def _adapter_repo(source: str) -> Optional[str]:
     if source.startswith("hf://"):
         return source[5:]
-    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", source):
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", source):
         return source
     return None
 
@@ -503,7 +503,7 @@ _SAFE_SH = re.compile(r"^[A-Za-z0-9._/=:@+,%-]+$")
 
 def _sh(word: str) -> str:
     """Quote one word for /bin/sh (values were validated to a safe alphabet; quote anyway)."""
-    if _SAFE_SH.match(word):
+    if _SAFE_SH.fullmatch(word):
         return word
     return "'" + word.replace("'", "'\"'\"'") + "'"
 
