@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine,
+from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine, secret_names,
                      engine_of_image, remap, unwrap_drain, urls_in)
 
 # what the images stackc uses run when a service gives no entrypoint, and the program here
@@ -49,8 +49,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 def read(root: Path, state: Path, gateway_program: str) -> Layout:
     doc = yaml.safe_load((root / "compose.yaml").read_text())
-    secrets = [line.split("=", 1)[0] for line in (root / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#") and "=" in line]
+    secrets = secret_names(root / ".env.example")
     dotenv = {name: secret_value(name) for name in secrets}
     services = doc["services"]
     jobs = {dep for s in services.values() for dep, c in (s.get("depends_on") or {}).items()

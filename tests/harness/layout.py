@@ -201,6 +201,12 @@ def describe_component(proc: Proc, facts: dict, env: dict[str, str]) -> None:
         proc.listens = [(host, port)]
 
 
+def secret_names(example: Path) -> list[str]:
+    """The names an `.env.example` or `secrets.env.example` lists (`NAME=`, comments aside)."""
+    return [line.split("=", 1)[0] for line in example.read_text().splitlines()
+            if line and not line.startswith("#") and "=" in line]
+
+
 def urls_in(words: list[str]) -> list[str]:
     return [m for w in words for m in re.findall(r"https?://[^\s'\"]+", w)]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .compose import secret_value
-from .layout import (Layout, Proc, component_of_image, describe_component, describe_engine, engine_of_image, flag,
+from .layout import (Layout, Proc, component_of_image, secret_names, describe_component, describe_engine, engine_of_image, flag,
                      remap, shell_words, split_listen, unwrap_drain, urls_in)
 
 WILDCARD = ("0.0.0.0", "127.0.0.1", "localhost", "::")
@@ -81,8 +81,7 @@ def read_node(node: Path, key: str, state: Path, gateway_program: str) -> tuple[
     table = list(placed) + [(d, str(state / key / d.strip("/"))) for d in dirs]
     for _, outside in table[len(placed):]:
         Path(outside).mkdir(parents=True, exist_ok=True)
-    secrets = [line.split("=", 1)[0] for line in (node / "secrets.env.example").read_text().splitlines()
-               if line and not line.startswith("#") and "=" in line]
+    secrets = secret_names(node / "secrets.env.example")
     target = next(node.glob("units/*.target"))
     project = target.name[: -len(".target")]
     procs = []
