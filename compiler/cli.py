@@ -169,11 +169,12 @@ def build(
     all_envs: bool = typer.Option(False, "--all-envs", help="Build every environment into DIR/<env>/."),
     out: str = typer.Option("out", "--output", "-o", help="Output directory (default: ./out)."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 3 if the files on disk differ."),
+    force: bool = typer.Option(False, "--force", help="Also remove stale generated files that were edited by hand."),
     fmt: DiagFormat = typer.Option(DiagFormat.full, "--format", "-f", help="Diagnostics format."),
 ) -> None:
     """Compile the stack and write the target's files."""
     from .diagnostics import Diagnostic, merge_environments
-    from .output import OutputError, compare, write
+    from .writer import OutputError, write
     from .pipeline import emit
 
     names = _target_names()
@@ -203,31 +204,67 @@ def build(
             per_env.append((u.environment, env_diags))
         target_diags_all = merge_environments(per_env) if len(per_env) > 1 else (per_env[0][1] if per_env else [])
         diags = sorted(diags + target_diags_all, key=lambda d: d.sort_key())
-    _print_diagnostics(diags, session.sources, fmt, sys.stderr)
     if any(d.is_error for d in diags) or not files:
+        _print_diagnostics(diags, session.sources, fmt, sys.stderr)
         if not any(d.is_error for d in diags):
             sys.stderr.write("error: nothing to build\n")
         raise typer.Exit(1)
-    if check:
-        result = compare(out, files)
-        for label, paths in (("missing", result.missing), ("changed", result.changed), ("stale", result.stale)):
-            for p in paths:
-                sys.stdout.write(f"{label}: {os.path.join(out, p)}\n")
-        if not result.clean:
-            sys.stderr.write(f"error: {len(result.missing) + len(result.changed) + len(result.stale)} generated "
-                             f"file(s) in `{out}` are out of date; run `stackc build` without --check\n")
-            raise typer.Exit(3)
-        sys.stdout.write(f"{len(files)} files in `{out}` are up to date\n")
-        raise typer.Exit(0)
     try:
-        written, removed = write(out, files)
-    except (OutputError, OSError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        if check:
+            _print_diagnostics(diags, session.sources, fmt, sys.stderr)
+            raise typer.Exit(_check(out, files))
+        result = write(out, files, force=force)
+    except OutputError as exc:
+        diags.append(Diagnostic.error(exc.code, exc.message, help=exc.help))
+        _print_diagnostics(diags, session.sources, fmt, sys.stderr)
         raise typer.Exit(1)
-    for p in removed:
-        sys.stdout.write(f"removed {os.path.join(out, p)}\n")
-    sys.stdout.write(f"wrote {len(written)} files to {out}\n")
+    _print_diagnostics(diags + _kept(out, result), session.sources, fmt, sys.stderr)
+    _report_write(out, result)
     raise typer.Exit(0)
+
+
+def _check(out: str, files: dict[str, bytes]) -> int:
+    """`build --check`: name every file that differs from what this build writes, and exit 3."""
+    from .writer import compare
+
+    result = compare(out, files)
+    for label, paths in (("missing", result.missing), ("changed", result.changed), ("stale", result.stale),
+                         ("left over", result.leftover), ("unsafe", result.unsafe)):
+        for p in paths:
+            sys.stdout.write(f"{label}: {os.path.join(out, p)}\n")
+    if result.leftover:
+        sys.stderr.write("note: an interrupted build left files behind; the next `stackc build` finishes or removes them\n")
+    if result.unsafe:
+        sys.stderr.write("note: a symbolic link stands where a generated file or directory belongs; stackc never "
+                         "writes through one\n")
+    if not result.clean:
+        count = sum(map(len, (result.missing, result.changed, result.stale, result.leftover, result.unsafe)))
+        sys.stderr.write(f"error: {count} generated file(s) in `{out}` are out of date; run `stackc build` "
+                         "without --check\n")
+        return 3
+    sys.stdout.write(f"{len(files)} files in `{out}` are up to date\n")
+    return 0
+
+
+def _kept(out: str, result) -> list:
+    """SC715 for each stale file the build kept because a person edited it."""
+    from .diagnostics import Diagnostic
+
+    return [Diagnostic.warning(
+        "SC715", f"kept `{os.path.join(out, p)}`: it was edited after stackc wrote it, and this build would have "
+        "removed it", help="delete it if the edits are no longer needed, or build with `--force` to remove it")
+        for p in result.kept + result.recovered.kept]
+
+
+def _report_write(out: str, result) -> None:
+    found = result.recovered
+    if found.journal:
+        sys.stdout.write(f"finished the build that was interrupted in {out}\n")
+    if found.staging:
+        sys.stdout.write(f"removed what an interrupted build had staged in {out}\n")
+    for p in result.removed:
+        sys.stdout.write(f"removed {os.path.join(out, p)}\n")
+    sys.stdout.write(f"wrote {len(result.written)} files to {out}\n")
 
 
 @app.command()

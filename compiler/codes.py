@@ -410,6 +410,50 @@ the model, the hosted overflow destinations included. LiteLLM also accepts its k
 `x-litellm-api-key` header, which would then travel to the hosted API: clients must send the key
 as `Authorization: Bearer`, and nothing private belongs in `x-` headers.
 """),
+    "SC706": ("credential inside a URL", """
+A URL in the spec carries a credential: a user name or password before the host
+(`https://user:pass@host`), or a query parameter that holds a key (`?api_key=`, `?token=`,
+`?sig=`). The URL would be written as it is into every generated file. Keep the URL plain and
+give the credential as a declared secret (`api_key: {secret: NAME}`, or the engine's
+environment variable).
+"""),
+    "SC707": ("token-shaped literal", """
+A value has the shape of a well-known credential (`sk-...`, `hf_...`, `ghp_...`, `AKIA...`, a
+Slack or GitLab token, a PEM private key), wherever it is in the spec: a served name, a
+revision, an `engine_args` key or value, an environment's override. Whatever the field, it would
+be written into the generated files. Declare a secret under `secrets:` and reference it.
+"""),
+    "SC710": ("unsafe path in the output directory", """
+Something inside the output directory stands where a generated file or directory goes: a
+symbolic link, a file where a directory belongs, or a special file. stackc never writes through
+a link (a committed link could point anywhere, such as `~/.ssh`), so it stops before writing
+anything. Remove the entry and build again.
+"""),
+    "SC711": ("a file stackc did not write is in the way", """
+A file at a path this build writes is not in the output directory's manifest
+(`.stackc-manifest.json`): stackc did not write it and will not overwrite it. Move it away, or
+choose another output directory.
+"""),
+    "SC712": ("output directory is a system directory", """
+`-o` names the filesystem root, a directory directly under it (`/etc`, `/tmp`, `/home`), or
+your home directory. A build manages every file it lists there, so it needs a directory of its
+own, such as `deploy/out`.
+"""),
+    "SC713": ("unreadable build journal", """
+`.stackc-journal.json` is what stackc writes while it switches the output directory from one
+build to the next, so that a build killed half-way is finished by the next run. This one cannot
+be read. If no build is running, delete it and build again.
+"""),
+    "SC714": ("the output cannot be written", """
+The operating system refused a write: no permission, no space left, a read-only filesystem. A
+build is written into a staging directory first and switched in one step, so when this happens
+before the switch, the output directory is as it was.
+"""),
+    "SC715": ("edited stale file kept", """
+An earlier build wrote this file and this build no longer does, so it would be removed; but its
+content no longer matches the digest in the manifest, so someone edited it. stackc keeps it and
+says so. Delete it by hand, or build with `--force` to remove it.
+"""),
 }
 
 

@@ -1,22 +1,17 @@
-"""Deterministic serialisation and atomic, contained writing of build outputs.
+"""Deterministic serialisation: the one emitter of each format the targets write.
 
 One YAML emitter for every target (block style, keys in the order the target built them,
-strings quoted whenever a YAML 1.1 or 1.2 reader could take them for anything else), and one
-writer: all files are rendered in memory first, written through temporary files and renamed,
-recorded in a manifest, and never outside the output directory.
+strings quoted whenever a YAML 1.1 or 1.2 reader could take them for anything else), and the
+writers of HAProxy configurations, unit files and HCL. Files are written by `writer.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
-
-MANIFEST = ".stackc-manifest.json"
 
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 _RESERVED = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
@@ -189,154 +184,6 @@ def resolve(data: Any, resolver: Callable[[Any], Any]) -> Any:
     if isinstance(data, (str, int, float, bool)) or data is None:
         return data
     return resolver(data)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing
-
-
-class OutputError(Exception):
-    """A build cannot write its files: a path escapes the output directory, a file is not ours."""
-
-
-def check_relative(path: str) -> str:
-    if not path or path.startswith(("/", "\\")) or "\\" in path or re.match(r"^[A-Za-z]:", path):
-        raise OutputError(f"refusing to write `{path}`: output paths are relative")
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise OutputError(f"refusing to write `{path}`: it would leave the output directory")
-    return path
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_manifest(out_dir: str) -> dict[str, str]:
-    try:
-        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
-            raw = json.load(handle)
-        files = raw.get("files", {})
-        return {check_relative(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
-    except (OSError, ValueError, OutputError, AttributeError):
-        return {}
-
-
-def _inside(out_dir: str, rel: str) -> str:
-    """The absolute path of `rel`, refusing symlinks that would lead outside `out_dir`."""
-    root = os.path.realpath(out_dir)
-    target = os.path.join(root, *rel.split("/"))
-    parent = os.path.dirname(target)
-    real_parent = os.path.realpath(parent) if os.path.exists(parent) else parent
-    if real_parent != root and not real_parent.startswith(root + os.sep):
-        raise OutputError(f"refusing to write `{rel}`: a symbolic link leads outside the output directory")
-    if os.path.islink(target):
-        raise OutputError(f"refusing to write `{rel}`: it is a symbolic link")
-    return target
-
-
-@dataclass
-class Comparison:
-    missing: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missing or self.changed or self.stale)
-
-
-def compare(out_dir: str, files: dict[str, bytes]) -> Comparison:
-    """What `--check` reports: files to be written that are absent or differ, and files a
-    previous build wrote that this one would remove."""
-    result = Comparison()
-    old = read_manifest(out_dir)
-    for rel in sorted(files):
-        path = os.path.join(out_dir, *rel.split("/"))
-        try:
-            with open(path, "rb") as handle:
-                current = handle.read()
-        except OSError:
-            result.missing.append(rel)
-            continue
-        if current != files[rel]:
-            result.changed.append(rel)
-    for rel in sorted(old):
-        if rel not in files and os.path.exists(os.path.join(out_dir, *rel.split("/"))):
-            result.stale.append(rel)
-    return result
-
-
-def manifest_bytes(files: dict[str, bytes]) -> bytes:
-    doc = {"generator": "stackc", "note": "files stackc wrote here; it removes them when a later build no longer writes them",
-           "files": {rel: _digest(data) for rel, data in sorted(files.items())}}
-    return (json.dumps(doc, indent=2) + "\n").encode()
-
-
-def write(out_dir: str, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
-    """Write `files` under `out_dir` atomically per file; remove files an earlier build wrote
-    and this one does not. Returns (written, removed)."""
-    for rel in files:
-        check_relative(rel)
-    os.makedirs(out_dir, exist_ok=True)
-    old = read_manifest(out_dir)
-    targets = {rel: _inside(out_dir, rel) for rel in files}
-    for rel, path in targets.items():
-        if os.path.isdir(path):
-            raise OutputError(f"refusing to write `{rel}`: a directory is in the way")
-        if os.path.exists(path) and rel not in old:
-            raise OutputError(
-                f"refusing to overwrite `{rel}`: stackc did not write it (it is not in {MANIFEST}); "
-                "move it away or choose another output directory")
-    staged: list[tuple[str, str]] = []
-    try:
-        for rel, data in sorted(files.items()):
-            path = targets[rel]
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.stackc-tmp")
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            staged.append((tmp, path))
-    except OSError:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
-    written = []
-    for (tmp, path), rel in zip(staged, sorted(files)):
-        os.replace(tmp, path)
-        written.append(rel)
-    removed = []
-    for rel in sorted(old):
-        if rel in files:
-            continue
-        try:
-            path = _inside(out_dir, rel)
-        except OutputError:
-            continue
-        if os.path.isfile(path):
-            os.unlink(path)
-            removed.append(rel)
-            _prune(out_dir, os.path.dirname(path))
-    manifest = os.path.join(out_dir, MANIFEST)
-    tmp = manifest + ".stackc-tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(manifest_bytes(files))
-    os.replace(tmp, manifest)
-    return written, removed
-
-
-def _prune(out_dir: str, directory: str) -> None:
-    root = os.path.realpath(out_dir)
-    directory = os.path.realpath(directory)
-    while directory.startswith(root + os.sep):
-        try:
-            os.rmdir(directory)
-        except OSError:
-            return
-        directory = os.path.dirname(directory)
 
 
 # ---------------------------------------------------------------------------------------------
