@@ -391,9 +391,10 @@ reference it with `{secret: NAME}`; the value is set at deploy time (`.env`, a K
 Secret, the cloud's secret store).
 """),
     "SC702": ("secret in engine_args", """
-An `engine_args` flag that looks like a credential (`api-key`, `token`, `password`) has a
-literal value, which would be written into generated files. Use the engine's environment
-variable through a declared secret instead.
+An `engine_args` flag whose name has a credential word (`api-key`, `hf-token`, `hf-auth`,
+`password`, `secret`) has a value, of any type, or carries one after `=` in its key: it would be
+written into generated files. Use the engine's environment variable through a declared secret
+instead. A `true` or `false` value writes no credential and is allowed.
 """),
     "SC703": ("weights revision not pinned", """
 `revision` names a branch or tag, which can move: the same spec could load different weights

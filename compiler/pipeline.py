@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import catalog as catalog_mod
-from . import check, environments, source
+from . import check, credentials, environments, source
 from .diagnostics import Diagnostic, has_errors
 from .source import Document, SpanIndex, SourceError
 
@@ -65,6 +65,8 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
             pass
         return Session(path, display, None, [exc.diagnostic], sources)
     _, diags = check.validate(StackFile, source.to_data(doc.root), doc.spans)
+    reported = {d.span for d in diags if d.code == "SC701"}
+    diags += [d for d in credentials.scan(doc.root) if d.span not in reported]
     return Session(path, display, doc, diags, {display: doc.text})
 
 

@@ -10,6 +10,7 @@ hardware. Every `help:` it offers was re-planned and found to hold.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -700,7 +701,15 @@ def _format_check(rm: ResolvedModel, where) -> list[Diagnostic]:
         label="does not match the weights", help=f"`quantization: {loaded}`, or `weights:` of a {quant} checkpoint")]
 
 
-SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential")
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "credential", "credentials", "auth"}
+
+
+def _names_a_secret(flag: str) -> bool:
+    """`--hf-token`, `api_key`, `--hf-auth=...`: a flag whose name has a credential word, as a whole word
+    (so `max-num-batched-tokens` and `tokenizer` are not), whatever the type of its value. A flag for a
+    file that holds one (`--ssl-keyfile`) names a path, not a secret."""
+    words = re.split(r"[-_.]+", flag.split("=", 1)[0].lower().strip("-"))
+    return bool(SECRET_WORDS & set(words))
 
 
 def _engine_args_check(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnostic]:
@@ -724,7 +733,7 @@ def _engine_args_check(rm: ResolvedModel, gpu: GpuInfo, where) -> list[Diagnosti
                 "SC511", f"`engine_args` sets `{flag}` twice (`{seen[flag]}` and `{key}`)", span,
                 label="written again here", help="keep one spelling"))
         seen.setdefault(flag, key)
-        if any(w in flag.lower() for w in SECRET_WORDS) and isinstance(value, str):
+        if _names_a_secret(flag) and (value not in (True, False, None) or "=" in key):
             diags.append(Diagnostic.error(
                 "SC702", f"`engine_args.{key}` would write a secret into the generated files", span,
                 label="a credential as a literal", help="declare the secret under `secrets:`; engines read their keys from the environment"))
