@@ -242,7 +242,8 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
             f"unknown key `{last}` {where}",
             located.key or located.value,
             label="not a known key",
-            help=hint(str(last), options) or (f"the keys here are {_list(options)}" if options else None),
+            help=hint(str(last), options) or (f"the keys here are {_list(options)}" if options
+                                              else "remove it; `stackc schema` lists the keys of every mapping"),
         )
     if etype in ("missing", "union_tag_not_found"):
         key = last if etype == "missing" else ctx.get("discriminator", "").strip("'")
@@ -314,15 +315,17 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
             "string_too_long": f"at most {ctx.get('max_length')} characters",
             "string_too_short": f"at least {ctx.get('min_length')} characters",
         }[etype]
-        shown = f"`{value}`" if not isinstance(value, (list, dict)) else f"`{last}`"
-        return Diagnostic.error("SC206", f"{shown} is out of range {where}: `{last}` must be {bound}",
+        subject = _subject(path)
+        shown = f"`{_text(value)}`" if not isinstance(value, (list, dict)) else f"`{subject}`"
+        return Diagnostic.error("SC206", f"{shown} is out of range {where}: `{subject}` must be {bound}",
                                 located.primary if isinstance(value, (list, dict)) else located.value,
-                                label=f"must be {bound}", help=_range_help(last, etype, ctx))
+                                label=f"must be {bound}", help=_range_help(root, data, path, etype, ctx, bound))
     word = _expected_type(etype)
     if etype.startswith("stackc_") or word:
         msg = err["msg"] if etype.startswith("stackc_") else f"expected {word}, found {_found(value)}"
         return Diagnostic.error(
-            "SC203", f"wrong type for `{last}` {where}: {msg}", located.primary if isinstance(value, (dict, list)) else located.value,
+            "SC203", f"wrong type for `{_subject(path)}` {where}: {msg}",
+            located.primary if isinstance(value, (dict, list)) else located.value,
             label=f"expected {word}" if word else "wrong type",
             help=_type_help(root, data, path, word),
         )
@@ -333,7 +336,7 @@ def _one(err: dict, data: Any, spans: SpanIndex, root: type[BaseModel], base_pat
 def _sentence(desc: str) -> str:
     """A field description inside a help line: first letter lowered unless it is an acronym."""
     desc = desc.rstrip(".")
-    if len(desc) > 1 and desc[1].isupper():
+    if len(desc) > 1 and any(c.isupper() for c in desc.split()[0][1:]):  # an acronym or a name: LoRA, KV
         return desc
     return desc[0].lower() + desc[1:]
 
@@ -377,21 +380,71 @@ def _pattern_help(pattern: str, path: Sequence) -> str:
     return "see `stackc schema` for the accepted form"
 
 
-def _range_help(field: Any, etype: str, ctx: dict) -> str | None:
+def _text(value: Any) -> str:
+    """A value as a message shows it; an integer too long for Python to print is described instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3000:
+        return f"a number of {value.bit_length():,} bits"
+    return str(value)
+
+
+def _subject(path: Sequence) -> str:
+    """What an error is about: a field's name, or `field[i]` for an item of a list."""
+    if len(path) >= 2 and isinstance(path[-1], int):
+        return f"{path[-2]}[{path[-1]}]"
+    return str(path[-1]) if path else "the document"
+
+
+def _field_of(root: type[BaseModel], data: Any, path: Sequence) -> tuple[str, str, int] | None:
+    """The nearest named field at or above `path`, its description, and how far above it is
+    (0: the value itself; 1: an item of a list or a value of a mapping the field holds)."""
+    for k in range(len(path), 0, -1):
+        part = path[k - 1]
+        if not isinstance(part, str):
+            continue
+        cls = model_at_path(root, data, path[: k - 1])
+        if cls is not None and part in cls.model_fields:
+            return part, cls.model_fields[part].description or "", len(path) - k
+    return None
+
+
+_RANGE_HELP = {
+    "replicas": "a model runs at least one replica: `enabled: false` leaves it out (an environment can set "
+                "it too), and `replicas: {min: 1, max: N}` autoscales where the target can (helm)",
+    "min": "`min` is the fewest replicas, `max` the most; the helm target autoscales between them",
+    "max": "`max` is the most replicas, at least 1 and at least `min`",
+    "gpus": "`gpus` is the GPUs one replica takes (tensor parallel N), or `auto` for the fewest that fit",
+}
+
+
+def _range_help(root: type[BaseModel], data: Any, path: Sequence, etype: str, ctx: dict, bound: str) -> str:
+    field = path[-1] if path else None
     if field == "models" and etype == "too_short":
         return "add at least one model under `models:`"
     if field == "gpu_memory_utilization":
         return "a share of each GPU between 0 and 1, e.g. `0.9`"
-    return None
+    if field in _RANGE_HELP and "models" in path:
+        return _RANGE_HELP[str(field)]
+    found = _field_of(root, data, path)
+    if etype in ("too_short", "too_long"):
+        what = f"`{found[0]}`" if found else "the list"
+        return f"give {what} {bound}" + (f" ({_sentence(found[1])})" if found and found[1] else "")
+    if etype in ("string_too_long", "string_too_short"):
+        return f"write {bound}" + (f": `{found[0]}` is {_sentence(found[1])}" if found and found[1] else "")
+    if found and found[1]:
+        return f"write a value {bound}; `{found[0]}`: {_sentence(found[1])}"
+    return f"write a value {bound}; `stackc schema` gives each field's range"
 
 
-def _type_help(root: type[BaseModel], data: Any, path: Sequence, word: str | None) -> str | None:
-    cls = model_at_path(root, data, path[:-1])
-    if cls and path and path[-1] in cls.model_fields:
-        desc = cls.model_fields[path[-1]].description
-        if desc:
-            return f"`{path[-1]}`: {_sentence(desc)}"
-    return None
+def _type_help(root: type[BaseModel], data: Any, path: Sequence, word: str | None) -> str:
+    found = _field_of(root, data, path)
+    if found and found[1]:
+        name, desc, depth = found
+        if depth == 0:
+            return f"`{name}`: {_sentence(desc)}"
+        kind = "item" if isinstance(path[len(path) - depth], int) else "value"
+        each = f"each {kind} of `{name}` is {word}" if word and depth == 1 else f"`{name}` holds values of other types"
+        return f"{each}; `{name}`: {_sentence(desc)}"
+    return (f"write {word} here; " if word else "") + "`stackc schema` describes every field and its type"
 
 
 def validate(cls: type[BaseModel], data: Any, spans: SpanIndex, base_path: tuple = ()):

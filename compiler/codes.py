@@ -43,6 +43,12 @@ a log) fails fast instead of being parsed. Check the path you passed.
     "SC106": ("not a text file", """
 The file is not UTF-8 text or contains NUL bytes, so it is not a YAML document. Check the path,
 and save the spec as UTF-8.
+
+A double-quoted string can also escape something no UTF-8 text holds: half of a UTF-16
+surrogate pair (`"\\ud83d"` without the `"\\ude00"` after it). JSON writers escape a character
+above U+FFFF as such a pair; stackc joins a complete pair into its character, and refuses a half
+at the escape that wrote it. Write the character itself, or one escape of its code point
+(`"\\U0001F600"`).
 """),
     "SC107": ("empty file", """
 The file has no YAML document. Start from one of the examples in `examples/`:
@@ -60,6 +66,12 @@ The file holds several YAML documents separated by `---`. One file is one stack;
     "SC109": ("unsupported YAML tag", """
 Tags such as `!!python/object` or `!include` ask the parser to build objects or read other
 files. A stack spec holds plain data only; remove the tag.
+"""),
+    "SC110": ("number too long", """
+An integer in the file has more than 1,000 digits. No field of a stack spec takes a number
+anywhere near that long (the largest, `tokens_per_day`, is at most 16 digits), and Python
+refuses to turn integers of more than 4,300 digits into text, so stackc stops at the number.
+Write the value the field needs; `stackc schema` gives each field's range.
 """),
     # ---------------------------------------------------------------- SC2xx schema
     "SC201": ("unknown key", """
@@ -87,6 +99,11 @@ MiB, GiB, TiB) are powers of 1024; decimal units (KB, MB, GB, TB) powers of 1000
     "SC206": ("value out of range", """
 A number is outside its allowed range (`gpu_memory_utilization` is in (0, 1], ports in 1-65535,
 `replicas.min` at most `replicas.max`), or a list is empty where at least one item is needed.
+
+A fixed `replicas` is at least 1: a model with no replica would be routed to and never served.
+To leave a model out, set `enabled: false` (in an environment too); a range
+`replicas: {min, max}` autoscales where the target can (helm; `min: 0` is SC611 there). A stack
+or environment whose every model has `enabled: false` serves nothing, and is refused the same way.
 """),
     "SC207": ("invalid name or text", """
 Names become container names, systemd units, Kubernetes objects and DNS names, so they are

@@ -9,6 +9,7 @@ The long explanation of each code lives in `codes.py` (`stackc explain CODE`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Iterable, Sequence
@@ -33,6 +34,39 @@ class Severity(str, Enum):
     warning = "warning"
 
 
+MAX_SHOWN = 80  # characters of one backticked value a diagnostic echoes; the rest becomes `…`
+MAX_PATH_SHOWN = 400  # a file path (`/…`, `./…`, `~/…`) is shown whole up to here: it names a file to open
+MAX_TEXT = 1000  # characters of a whole message, label, help or note
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff]")
+_SHOWN = re.compile("`([^`]*)`")
+_PATH = re.compile(r"(?:/|\./|\.\./|~/|[A-Za-z]:[\\/])[^\s`]*")
+
+
+def _shorten(m: re.Match) -> str:
+    value = m[1]
+    limit = MAX_PATH_SHOWN if _PATH.fullmatch(value[: MAX_PATH_SHOWN + 1]) else MAX_SHOWN
+    return m[0] if len(value) <= limit else f"`{value[:limit - 1]}…`"
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """Control characters, line and paragraph separators, BOMs and lone surrogates as escapes, so
+    a diagnostic's text is one line of printable characters whatever value it echoes."""
+    def one(m: re.Match) -> str:
+        c = m[0]
+        return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _UNPRINTABLE.sub(one, text)
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` escaped, each backticked value cut to MAX_SHOWN characters and the whole to `limit`:
+    a 4 MiB value in the spec makes a diagnostic of a few hundred bytes, not megabytes."""
+    text = _SHOWN.sub(_shorten, text)
+    text = escape(text[: 4 * limit])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -42,6 +76,14 @@ class Diagnostic:
     label: str | None = None
     help: str | None = None
     notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # the text is built from values in the spec: it is made safe and short once, here
+        for name in ("message", "label", "help"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, clip(str(value)))
+        object.__setattr__(self, "notes", tuple(clip(str(n)) for n in self.notes))
 
     @classmethod
     def error(cls, code: str, message: str, span: Span | None = None, *, label: str | None = None,
@@ -117,10 +159,50 @@ class _Style:
         return self._wrap("1;34", text)
 
 
+_BREAKS = re.compile(r"\r\n|\r|\n")  # the line breaks ruamel counts: spans' line numbers agree with them
+SOURCE_WIDTH = 120  # characters of a source line shown; a longer line is shown around the span
+
+
+class _Lines:
+    """Each file's lines, split once however many diagnostics point into it."""
+
+    def __init__(self, sources: dict[str, str]):
+        self.sources, self.cache = sources, {}
+
+    def get(self, file: str) -> list[str] | None:
+        if file not in self.cache:
+            text = self.sources.get(file)
+            self.cache[file] = None if text is None else _BREAKS.split(text)
+        return self.cache[file]
+
+
+def _shown_line(src: str, start: int, end: int) -> tuple[str, int, int]:
+    """A source line as shown under `-->` (unprintable characters escaped, a long line cut to a
+    window around the span) and the 0-based columns of the carets in it."""
+    pieces = [escape(c) if _UNPRINTABLE.match(c) else c for c in src[: max(end, start + 1) + SOURCE_WIDTH]]
+    offsets = [0]
+    for piece in pieces:
+        offsets.append(offsets[-1] + len(piece))
+    shown = "".join(pieces)
+    first = offsets[min(start - 1, len(pieces))]
+    last = offsets[min(end - 1, len(pieces))]
+    if len(shown) <= SOURCE_WIDTH and len(src) <= len(pieces):
+        return shown, first, max(last, first + 1)
+    left = max(0, first - SOURCE_WIDTH // 3)
+    right = min(len(shown), left + SOURCE_WIDTH)
+    cut_left = "…" if left else ""
+    cut_right = "…" if right < len(shown) or len(src) > len(pieces) else ""
+    window = cut_left + shown[left:right] + cut_right
+    first = first - left + len(cut_left)
+    last = min(last - left, right - left) + len(cut_left)
+    return window, first, max(last, first + 1)
+
+
 def render_full(diagnostics: Sequence[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
     """rustc-style: header, location, source line with carets, notes and help."""
     style = _Style(color)
-    blocks = [_render_one(d, sources, style) for d in diagnostics]
+    lines = _Lines(sources)
+    blocks = [_render_one(d, lines, style) for d in diagnostics]
     return "\n".join(blocks) + ("\n" if blocks else "") + summary(diagnostics, style)
 
 
@@ -139,21 +221,21 @@ def summary(diagnostics: Sequence[Diagnostic], style: _Style | None = None) -> s
     return f"{head}: {', '.join(parts)}\n"
 
 
-def _render_one(d: Diagnostic, sources: dict[str, str], style: _Style) -> str:
+def _render_one(d: Diagnostic, sources: _Lines, style: _Style) -> str:
     lines = [f"{style.severity(d.severity, f'{d.severity.value}[{d.code}]')}: {style.bold(d.message)}"]
     span = d.span
-    text = sources.get(span.file) if span else None
     if span is not None:
         width = len(str(span.line))
         pad = " " * width
-        lines.append(f"{pad}{style.gutter('-->')} {span}")
-        source_lines = text.splitlines() if text is not None else []
+        lines.append(f"{pad}{style.gutter('-->')} {escape(str(span))}")
+        source_lines = sources.get(span.file) or []
         if 0 < span.line <= len(source_lines):
-            src = source_lines[span.line - 1].rstrip()
-            start = span.col
-            end = span.end_col if span.end_line == span.line else len(src) + 1
-            end = max(min(end, len(src) + 1), start + 1)
-            carets = " " * (start - 1) + "^" * (end - start)
+            raw = source_lines[span.line - 1].rstrip()
+            start = max(span.col, 1)
+            end = span.end_col if span.end_line == span.line else len(raw) + 1
+            end = max(min(end, len(raw) + 1), start + 1)
+            src, first, last = _shown_line(raw, start, end)
+            carets = " " * first + "^" * (last - first)
             label = f" {d.label}" if d.label else ""
             lines.append(f"{pad} {style.gutter('|')}")
             lines.append(f"{style.gutter(str(span.line))} {style.gutter('|')} {src}")
@@ -177,8 +259,8 @@ def render_concise(diagnostics: Sequence[Diagnostic]) -> str:
     """One line each, `file:line:col: severity[CODE]: message`, like ruff's concise output."""
     out = []
     for d in diagnostics:
-        where = f"{d.span}: " if d.span else ""
-        out.append(f"{where}{d.severity.value}[{d.code}]: {d.message}")
+        where = f"{escape(str(d.span))}: " if d.span else ""
+        out.append(f"{where}{d.severity.value}[{d.code}]: {d.message}")  # the message is escaped already
     return "".join(line + "\n" for line in out)
 
 

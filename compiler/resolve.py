@@ -128,6 +128,13 @@ def resolve(stack: Stack, env: Optional[str], spans: SpanIndex, catalog: Catalog
     diags += _check_overflow_names(stack, where)
     diags += _check_tiering(stack, where)
 
+    if stack.models and not any(m.enabled for m in stack.models):
+        # a stack whose every model is left out would deploy a gateway with nothing behind it
+        last = len(stack.models) - 1
+        diags.append(Diagnostic.error(
+            "SC206", "every model has `enabled: false`: the stack would serve nothing" + (f" in environment `{env}`" if env else ""),
+            where("models", last, "enabled", key=True), label="the last model left out here",
+            help="leave at least one model enabled; a variant without models is not a stack to build"))
     resolved = ResolvedStack(stack, env, gpu, gpus_per_node, nodes, provider, hw.region, bool(hw.spot), hw.memory_per_node, hw.disk_read, where=where)  # type: ignore[arg-type]
     for i, m in enumerate(stack.models):
         if not m.enabled:

@@ -18,6 +18,8 @@ from .diagnostics import Diagnostic, Span
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # values after alias expansion; the largest real spec has a few thousand
+MAX_DEPTH = 100  # collections inside one another; a real spec nests fewer than 10
+MAX_DIGITS = 1000  # in an integer literal; a spec's largest number has 16, and Python refuses to print 4,300
 
 Path = tuple  # of str keys and int indexes, e.g. ("models", 0, "name")
 
@@ -136,10 +138,29 @@ def _span(file: str, start, end) -> Span:
     return Span(file, start.line + 1, start.column + 1, end_line, max(end_col, start.column + 2))
 
 
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
 def _point(file: str, text: str, offset: int) -> Span:
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    """The one-character span at `offset`, with lines counted as the parser counts them (`\\n`, `\\r\\n`
+    or a lone `\\r`), so that it agrees with the spans of every other diagnostic."""
+    offset = max(0, min(offset, len(text)))
+    if offset and text[offset - 1] == "\r" and text.startswith("\n", offset):
+        offset -= 1  # the `\\n` of a `\\r\\n` pair: the end of the line the `\\r` ends
+    line = text.count("\n", 0, offset) + len(_LONE_CR.findall(text, 0, offset)) + 1
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    col = offset - start + 1
     return Span(file, line, col, line, col + 1)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+class _TooManyDigits(ValueError):
+    def __init__(self, digits: int):
+        super().__init__(digits)
+        self.digits = digits
 
 
 def _scalar_value(node) -> Any:
@@ -154,6 +175,9 @@ def _scalar_value(node) -> Any:
         text = raw.replace("_", "")
         sign = -1 if text.startswith("-") else 1
         text = text.lstrip("+-")
+        digits = len(text) - (2 if text[:2].lower() in ("0x", "0o", "0b") else 0)
+        if digits > MAX_DIGITS:
+            raise _TooManyDigits(digits)
         for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
             if text.lower().startswith(prefix):
                 return sign * int(text[2:], base)
@@ -171,43 +195,81 @@ def _scalar_value(node) -> Any:
 
 
 class _Builder:
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str = ""):
         self.file = file
+        self.text = text
         self.count = 0
 
-    def build(self, node, anchor_span: Span | None = None) -> YNode:
+    def _unicode(self, node, value: str, span: Span) -> str:
+        """Text with no half of a UTF-16 surrogate pair in it.
+
+        JSON writers escape a character above U+FFFF as a pair (`"\\ud83d\\ude00"` for an emoji) and YAML
+        reads each escape as a character of its own: a pair is joined into the one character it
+        encodes; a half without its partner is no character at all, and no UTF-8 file or output
+        can hold it, so it is an error at the escape that wrote it."""
+        if not _SURROGATE.search(value):
+            return value
+        value = _PAIR.sub(lambda m: m[0].encode("utf-16-le", "surrogatepass").decode("utf-16-le"), value)
+        lone = _SURROGATE.search(value)
+        if lone is None:
+            return value
+        code = ord(lone[0])
+        escape = re.compile(rf"\\(?:u|U0000){code:04x}", re.I)
+        found = escape.search(self.text, node.start_mark.index, node.end_mark.index + 1)
+        where = _span_of(self.file, self.text, found.start(), found.end()) if found else span
+        partner = "a low surrogate (`\\udc00`-`\\udfff`) after it" if code < 0xDC00 else "a high surrogate before it"
+        raise SourceError(
+            Diagnostic.error(
+                "SC106",
+                f"the escape `\\u{code:04x}` is half of a UTF-16 surrogate pair, without {partner}: "
+                "it is not a character, and UTF-8 text cannot hold it",
+                where,
+                label="unpaired surrogate escape",
+                help="write the character itself (the file is UTF-8), or its code point as one escape "
+                     "(`\\U0001F600`, not `\\ud83d\\ude00`); a JSON writer with `ensure_ascii=False` writes it plainly",
+            )
+        )
+
+    def build(self, node, anchor_span: Span | None = None, depth: int = 0) -> YNode:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self.count += 1
         span = _span(self.file, node.start_mark, node.end_mark)
+        if depth > MAX_DEPTH:  # aliases count where they are used: a chain of them nests too
+            raise SourceError(_too_deep(self.file, span))
         if self.count > MAX_NODES:
-            raise SourceError(
-                Diagnostic.error(
-                    "SC103",
-                    f"the document expands to more than {MAX_NODES:,} values",
-                    span,
-                    label="aliases here multiply the document",
-                    help="a stack spec needs no deeply nested aliases; write the values out or use `defaults:`",
-                )
-            )
+            raise SourceError(_too_many(span))
         if isinstance(node, ScalarNode):
             if node.tag not in _SCALAR_TAGS:
                 raise SourceError(_bad_tag(span, node.tag))
+            if isinstance(node.value, str):
+                node.value = self._unicode(node, node.value, span)
             try:
                 return YScalar(span, _scalar_value(node))
+            except _TooManyDigits as exc:
+                raise SourceError(
+                    Diagnostic.error(
+                        "SC110",
+                        f"the integer has {exc.digits:,} digits; stackc reads at most {MAX_DIGITS:,}",
+                        span,
+                        label="this number",
+                        help="no spec field takes a number this long: write the value the field needs "
+                             "(`stackc schema` gives each field's range)",
+                    )
+                ) from None
             except ValueError:
                 return YScalar(span, node.value)
         if isinstance(node, SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 raise SourceError(_bad_tag(span, node.tag))
-            return YSeq(span, [self.build(child) for child in node.value])
+            return YSeq(span, [self.build(child, depth=depth + 1) for child in node.value])
         if isinstance(node, MappingNode):
             if node.tag != "tag:yaml.org,2002:map":
                 raise SourceError(_bad_tag(span, node.tag))
-            return self._mapping(node, span)
+            return self._mapping(node, span, depth)
         raise SourceError(_bad_tag(span, getattr(node, "tag", "?")))
 
-    def _mapping(self, node, span: Span) -> YMap:
+    def _mapping(self, node, span: Span, depth: int = 0) -> YMap:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         result = YMap(span)
@@ -217,7 +279,7 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
-                    built = self.build(source)
+                    built = self.build(source, depth=depth + 1)
                     if not isinstance(built, YMap):
                         raise SourceError(
                             Diagnostic.error(
@@ -234,7 +296,7 @@ class _Builder:
                         help="write keys as plain words, e.g. `name:`",
                     )
                 )
-            key = str(key_node.value)
+            key = self._unicode(key_node, str(key_node.value), key_span)
             if key in result.entries:
                 first = result.entries[key].key_span
                 raise SourceError(
@@ -246,11 +308,108 @@ class _Builder:
                         help=f"`{key}` is first set at line {first.line}; keep one of the two",
                     )
                 )
-            result.entries[key] = YEntry(key, key_span, self.build(value_node))
+            result.entries[key] = YEntry(key, key_span, self.build(value_node, depth=depth + 1))
         for merged in merges:
             for key, entry in merged.entries.items():
                 result.entries.setdefault(key, entry)
         return result
+
+
+def _too_many(span: Span) -> Diagnostic:
+    return Diagnostic.error(
+        "SC103",
+        f"the document expands to more than {MAX_NODES:,} values",
+        span,
+        label="aliases here multiply the document",
+        help="a stack spec needs no deeply nested aliases; write the values out or use `defaults:`",
+    )
+
+
+def _check_expansion(file: str, root) -> None:
+    """Count the values the document expands to and how deep it nests, each node once however
+    many aliases use it, and refuse a YAML bomb or an alias chain before building it: at the
+    innermost collection that by itself expands or nests past the limit."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (values, levels), each capped just past its limit
+
+    def children(node) -> list:
+        if isinstance(node, SequenceNode):
+            return node.value
+        if isinstance(node, MappingNode):
+            return [v for _, v in node.value]
+        return []
+
+    def measure(node) -> tuple[int, int]:
+        known = sizes.get(id(node))
+        if known is None:
+            sizes[id(node)] = (1, 1)  # a node inside itself (never from the composer) counts once
+            inner = [measure(c) for c in children(node)]
+            known = sizes[id(node)] = (min(1 + sum(n for n, _ in inner), MAX_NODES + 1),
+                                       min(1 + max((d for _, d in inner), default=0), MAX_DEPTH + 2))
+        return known
+
+    values, levels = measure(root)
+    for limit, index, problem in ((MAX_NODES, 0, _too_many), (MAX_DEPTH + 1, 1, None)):
+        if (values, levels)[index] <= limit:
+            continue
+        node = root
+        while True:
+            big = next((c for c in children(node) if measure(c)[index] > limit), None)
+            if big is None:
+                span = _span(file, node.start_mark, node.end_mark)
+                raise SourceError(problem(span) if problem else _too_deep(file, span))
+            node = big
+
+
+def _too_deep(file: str, span: Span) -> Diagnostic:
+    return Diagnostic.error(
+        "SC103", f"the document nests more than {MAX_DEPTH} levels deep", span,
+        label="this value is too deep inside the others",
+        help="a stack spec is a few levels deep; flatten the structure (and check that no alias holds itself)",
+    )
+
+
+_FLOW = re.compile(r"[\[\]{}\"'#\n\\]")
+
+
+def _check_flow_depth(path: str, text: str) -> None:
+    """Refuse flow collections nested deeper than MAX_DEPTH before the parser reads them: its
+    scanner takes time in the square of the depth (seconds at a thousand), for no real spec.
+
+    A rough scan (quotes, comments, brackets) is enough: a plain scalar with a bracket in it
+    at worst counts one level too many, and a spec 100 levels deep is not a real one."""
+    depth, quote, comment, skip = 0, "", False, -1
+    for m in _FLOW.finditer(text):
+        c, i = m[0], m.start()
+        if comment:
+            comment = c != "\n"
+        elif quote == '"':
+            if c == "\\" and i != skip:
+                skip = i + 1
+            elif c == '"' and i != skip:
+                quote = ""
+        elif quote:
+            quote = "" if c == "'" else quote
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            comment = True
+        elif c in "\"'":
+            j = i - 1
+            while j >= 0 and text[j] in " \t":
+                j -= 1
+            if j < 0 or text[j] in ":-?,[{\n" or depth:
+                quote = c
+        elif c in "[{" and (depth or i == 0 or text[i - 1] in " \t\n:-?,"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SourceError(_too_deep(path, _point(path, text, i)))
+        elif c in "]}" and depth:
+            depth -= 1
+
+
+def _span_of(file: str, text: str, start: int, end: int) -> Span:
+    first = _point(file, text, start)
+    return Span(file, first.line, first.col, first.line, first.col + max(1, end - start))
 
 
 def _bad_tag(span: Span, tag: str) -> Diagnostic:
@@ -304,12 +463,36 @@ def read_text(path: str, data: bytes) -> str:
 
 
 _TAB_INDENT = re.compile(r"^\t+", re.M)
+_C0 = ("NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB ESC "
+       "FS GS RS US").split()
+
+
+def _bad_character(path: str, text: str, exc) -> Diagnostic:
+    """A character the YAML reader refuses (a control character, U+FFFE/U+FFFF), where it is."""
+    char = exc.character
+    if isinstance(char, str):
+        char = ord(char[:1] or "\0")
+    if not isinstance(char, int) or not isinstance(exc.position, int):  # pragma: no cover - bytes input only
+        return Diagnostic.error("SC101", "invalid YAML: a character YAML does not allow", Span(path, 1, 1, 1, 2),
+                                help="save the spec as plain UTF-8 text")
+    name = f"U+{char:04X}" + (f" ({_C0[char]})" if char < 32 else " (DEL)" if char == 0x7F else "")
+    kind = "noncharacter" if char in (0xFFFE, 0xFFFF) else "control character"
+    escape = f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
+    return Diagnostic.error(
+        "SC101",
+        f"invalid YAML: the {kind} {name} is not allowed in a YAML file",
+        _point(path, text, exc.position),
+        label="this character",
+        help=f"delete it (editors often show it as nothing at all); a value that needs it writes the escape "
+             f"`{escape}` inside double quotes",
+    )
 
 
 def parse(path: str, text: str) -> Document:
     """Parse one YAML document into a located tree; raise SourceError with a diagnostic."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     if not text.strip() or all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
@@ -324,6 +507,7 @@ def parse(path: str, text: str) -> Document:
         )
     import warnings
 
+    _check_flow_depth(path, text)
     yaml = YAML(typ="safe", pure=True)
     try:
         with warnings.catch_warnings():
@@ -344,6 +528,8 @@ def parse(path: str, text: str) -> Document:
         raise SourceError(
             Diagnostic.error("SC101", f"invalid YAML: {problem}", span, help=help_text)
         ) from None
+    except ReaderError as exc:  # a character YAML does not allow anywhere in a file, before any parsing
+        raise SourceError(_bad_character(path, text, exc)) from None
     except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for text input
         raise SourceError(
             Diagnostic.error("SC101", f"invalid YAML: {exc}", Span(path, 1, 1, 1, 2),
@@ -374,7 +560,8 @@ def parse(path: str, text: str) -> Document:
             )
         )
     try:
-        root = _Builder(path).build(nodes[0])
+        _check_expansion(path, nodes[0])
+        root = _Builder(path, text).build(nodes[0])
     except RecursionError:
         raise SourceError(
             Diagnostic.error("SC103", "the document nests too deeply", Span(path, 1, 1, 1, 2),

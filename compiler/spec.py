@@ -15,7 +15,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     create_model,
 )
@@ -213,8 +215,9 @@ def _gpus(value: Any) -> Any:
     )
 
 
-Gpus = Annotated[
-    Union[Literal["auto"], Annotated[int, Field(ge=1, le=64)]],
+Gpus = Annotated[  # one member per kind of value, so `gpus: 0` is one error (a count out of range), not two
+    Union[Annotated[Literal["auto"], Tag("auto")], Annotated[int, Field(ge=1, le=64), Tag("count")]],
+    Discriminator(lambda v: "auto" if isinstance(v, str) else "count"),
     BeforeValidator(_gpus),
 ]
 
@@ -235,7 +238,13 @@ def _replicas(value: Any) -> Any:
     )
 
 
-Replicas = Annotated[Union[Annotated[int, Field(ge=0, le=1000)], ReplicaRange], BeforeValidator(_replicas)]
+# A fixed count is at least 1: a model with no replica is one the stack would route to and never serve
+# (`enabled: false` leaves a model out; a range's `min: 0` is scaling to zero, SC611 on helm).
+Replicas = Annotated[
+    Union[Annotated[int, Field(ge=1, le=1000), Tag("fixed")], Annotated[ReplicaRange, Tag("range")]],
+    Discriminator(lambda v: "range" if isinstance(v, dict) else "fixed"),
+    BeforeValidator(_replicas),
+]
 
 
 class Parallel(_Strict):
@@ -525,13 +534,19 @@ class SecretDecl(_Strict):
 # the document
 
 
+MAX_MODELS = 16_384  # models in one stack (one environment): see bench/scale.py and docs/planner.md
+
+
 class Stack(_Strict):
     """One deployable stack: the base document, or an environment merged onto it."""
 
     stack: Literal["v1"] = Field(description="Format version; `v1`.")
     name: StackName = Field(description="DNS-1035 label, at most 30 characters.")
     hardware: Hardware = Field(description="The GPUs the stack runs on.")
-    models: list[Model] = Field(min_length=1, description="The models the stack serves.")
+    models: list[Model] = Field(
+        min_length=1, max_length=MAX_MODELS,
+        description=f"The models the stack serves; at most {MAX_MODELS:,}, as many as 256 nodes of 64 GPUs hold at "
+        "one GPU each.")
     tiering: Optional[Tiering] = Field(None, description="KV-cache tiers, routing and overflow.")
     gateway: Optional[Gateway] = Field(None, description="The OpenAI-compatible gateway; default port 8080, no key, no UI.")
     observability: Optional[Observability] = Field(None, description="Metrics, dashboards and GPU metrics.")

@@ -154,3 +154,28 @@ def test_secret_descriptions_are_one_line():
     """A newline would let a description write a `NAME=value` line into .env.example."""
     d = one(BASE + 'secrets: {K: {description: "x\\nK=hunter2"}}\n')
     assert d.code == "SC207"
+
+
+def test_replicas_zero_is_an_error_with_the_way_to_leave_a_model_out():
+    d = one(BASE + "    replicas: 0\n")
+    assert d.code == "SC206" and "at least 1" in d.message and "`enabled: false`" in d.help
+    assert one(BASE + "    replicas: -1\n").code == "SC206"  # one diagnostic, not one per member of the union
+    assert one(BASE + "    gpus: 0\n").code == "SC206"
+    obj, diags = diagnose(BASE + "    replicas: {min: 0, max: 2}\n")  # a range may start at 0 (SC611 on helm)
+    assert diags == []
+
+
+@pytest.mark.parametrize("extra", ["    adapters: [1, x]\n", "    concurrency: 0\n", "    max_context: -5\n",
+                                   "hardware: {gpu: l4, nodes: 0}\n", "gateway: {port: 0}\n",
+                                   "    engine_args: {x: {y: [[[]]]}}\n", "secrets: {A: 1}\n",
+                                   "    served_names: [a, 1, [b]]\n", "tiering: {overflow: [1]}\n"])
+def test_every_schema_error_has_a_help_line(extra):
+    text = BASE.replace("hardware: {gpu: l40s, gpus_per_node: 1}\n", "") if extra.startswith("hardware") else BASE
+    _, diags = diagnose(text + extra)
+    assert all(d.help for d in diags), [(d.code, d.message) for d in diags]
+
+
+def test_a_list_item_of_the_wrong_type_is_named_and_helped():
+    obj, diags = diagnose(BASE + "    adapters: [1]\n")
+    assert diags[0].code == "SC203" and "`adapters[0]`" in diags[0].message
+    assert diags[0].help.startswith("each item of `adapters` is a mapping; `adapters`: LoRA")

@@ -76,3 +76,28 @@ def test_codes_are_grouped_by_family():
 def test_messages_are_lowercase_like_a_compiler():
     for d in SAMPLE:
         assert d.message[0].islower() or d.message[0] == "`"
+
+
+def test_a_long_value_is_echoed_short():
+    value = "a" * (4 * 1024 * 1024)
+    d = Diagnostic.error("SC207", f"`{value}` is not a valid stack name", Span("s.yaml", 1, 7, 1, 7 + len(value)),
+                         label="not a valid name", help=f"did you mean `{value}`?")
+    for fmt in ("full", "concise", "json", "github"):
+        out = render(fmt, [d], {"s.yaml": "name: " + value + "\n"})
+        assert len(out.encode()) < 4096, (fmt, len(out))
+    assert "a" * 79 + "…`" in d.message and "a" * 81 not in d.message
+
+
+def test_concise_is_one_line_per_diagnostic_whatever_the_value():
+    d = Diagnostic.error("SC207", "`help\ndesk\r\u2028\x85\x1b[31m` is not a valid name", Span("s.yaml", 4, 7, 4, 8))
+    out = render("concise", [d], {})
+    assert out.count("\n") == 1 and len(out.splitlines()) == 1
+    assert "`help\\ndesk\\r\\u2028\\x85\\x1b[31m`" in out
+    assert "\x1b" not in render("full", [d], {"s.yaml": "a\nb\nc\nname: \x1b[31m\n"})
+
+
+def test_an_unprintable_source_line_is_shown_escaped_with_the_caret_under_it():
+    text = render("full", [Diagnostic.error("SC101", "bad", Span("s.yaml", 1, 3, 1, 4))], {"s.yaml": "ab\x07cd\n"})
+    src = next(line for line in text.splitlines() if line.startswith("1 |"))
+    caret = text.splitlines()[text.splitlines().index(src) + 1]
+    assert src.endswith("ab\\x07cd") and caret.index("^") == src.index("\\x07") and caret.count("^") == 4

@@ -278,6 +278,8 @@ def test_catalog_short_id_stands_for_its_repo(tmp_path):
     '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 0, "vocab_size": 8}',
     '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 8, "architectures": 0,'
     ' "kv_lora_rank": "big"}',
+    '{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": ' + "9" * 5000 + "}",
+    '{"num_hidden_layers": "\\ud83d", "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 8}',
 ])
 def test_absurd_config_json_is_a_diagnostic(tmp_path, config):
     (tmp_path / "m").mkdir()

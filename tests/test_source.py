@@ -110,3 +110,64 @@ def test_tree_types():
     doc = parse("s.yaml", "a: {b: [1, {c: d}]}\n")
     a = doc.root.get("a")
     assert isinstance(a, YMap) and isinstance(a.get("b"), YSeq)
+
+
+def diagnostic_of(text: str):
+    with pytest.raises(SourceError) as exc:
+        parse("s.yaml", text)
+    return exc.value.diagnostic
+
+
+def test_an_unpaired_surrogate_escape_is_refused_at_the_escape():
+    d = diagnostic_of('stack: v1\nname: "demo\\ud83d"\n')
+    assert d.code == "SC106" and "surrogate" in d.message and d.help
+    assert (d.span.line, d.span.col, d.span.end_col) == (2, 12, 18)  # `\ud83d`
+    assert diagnostic_of('"k\\ude00": 1\n').code == "SC106"  # in a key, a low half alone
+    assert diagnostic_of('a: "\\ude00\\ud83d"\n').code == "SC106"  # the halves in the wrong order
+
+
+def test_a_surrogate_pair_a_json_writer_wrote_is_one_character():
+    doc = parse("s.yaml", '{"stack": "v1", "d": "hi \\ud83d\\ude00", "e": "\\uD83D\\uDE00"}\n')
+    assert to_data(doc.root)["d"] == "hi \U0001F600" and to_data(doc.root)["e"] == "\U0001F600"
+
+
+@pytest.mark.parametrize("number", ["0x" + "f" * 4000, "9" * 5000, "-" + "1" * 1001, "0b" + "1" * 2000, "1_" * 1200 + "0"])
+def test_an_integer_of_thousands_of_digits_is_a_diagnostic(number):
+    d = diagnostic_of(f"stack: v1\nmodels:\n  - concurrency: {number}\n")
+    assert d.code == "SC110" and (d.span.line, d.span.col) == (3, 18) and d.help
+    assert len(d.message) < 100
+
+
+def test_a_long_integer_below_the_limit_is_a_number():
+    assert to_data(parse("s.yaml", "a: " + "9" * 1000 + "\n").root)["a"] == int("9" * 1000)
+
+
+@pytest.mark.parametrize("char", [chr(c) for c in range(1, 32) if c not in (9, 10, 13)]
+                         + ["\x7f", "\x80", "\x9f", "\ufffe", "\uffff"])
+def test_a_control_character_points_at_itself(char):
+    d = diagnostic_of(f"stack: v1\nmodels:\n  - name: ch{char}at\n")
+    assert d.code == "SC101" and (d.span.line, d.span.col) == (3, 13), d.span
+    assert "unicode string" not in d.message and "position" not in d.message and "\n" not in d.message
+    assert f"U+{ord(char):04X}" in d.message and d.help
+
+
+def test_lines_are_counted_as_the_parser_counts_them():
+    """A lone CR ends a line for ruamel, so it does for every span; U+2028 and NEL do not."""
+    assert diagnostic_of("stack: v1\rname: x\x07\n").span.line == 2
+    assert diagnostic_of("stack: v1\r\nname: x\x07\n").span.line == 2
+    d = diagnostic_of("a: '\u2028\x85'\nb: \x01\n")
+    assert (d.span.line, d.span.col) == (2, 4)
+
+
+def test_nesting_and_alias_chains_stop_at_a_position_quickly():
+    import time
+
+    started = time.perf_counter()
+    for text in ("a: " + "[" * 3000 + "]" * 3000 + "\n", "a: " + "{b: " * 1000 + "1" + "}" * 1000 + "\n",
+                 "".join(f"a{i}: &a{i} [{'*a' + str(i - 1) if i else 'x'}]\n" for i in range(300)),
+                 "".join(f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 2) if i else 'x'}]\n" for i in range(30))):
+        d = diagnostic_of(text)
+        assert d.code == "SC103" and d.span.line >= 1 and d.help
+    assert time.perf_counter() - started < 2
+    assert diagnostic_of("a: " + "[" * 150 + "]" * 150 + "\n").span.col == 104  # the 101st bracket
+    assert diagnostic_of("".join(f"a{i}: &a{i} [{'*a' + str(i - 1) if i else 'x'}]\n" for i in range(150))).span.line > 1

@@ -7,6 +7,7 @@ carry one), the same way the catalog's counts were cross-checked.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from . import Attention, ModelInfo, Moe
@@ -63,6 +64,12 @@ def from_config(text: str, model_id: str) -> ModelInfo:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"`config.json` is not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except ValueError:  # an integer longer than Python reads (4,300 digits): no config field is one
+        long = re.search(r"\d{4000,}", text)
+        offset = long.start() if long else 0
+        line = text.count("\n", 0, offset) + 1
+        raise ConfigError("`config.json` has a number too long to read (thousands of digits)",
+                          line, offset - text.rfind("\n", 0, offset)) from None
     if not isinstance(raw, dict):
         raise ConfigError("`config.json` is not a JSON object")
     cfg = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw

@@ -167,7 +167,7 @@ def startup_probe(engines: list[Service], cluster: Cluster) -> dict[str, Any]:
     """One probe for every model in this chart: the largest start-up budget with the weights read
     from the claim's storage, and never shorter than the chart's own default."""
     budget = max(cluster.startup_budget_s, *(s.startup_budget_s for s in engines), chart.DEFAULT_STARTUP_S)
-    health = engines[0].health
+    health = next((s.health for s in engines if s.health), None)  # no engine: resolve refuses such a stack
     return {"initialDelaySeconds": 15, "periodSeconds": 10, "failureThreshold": math.ceil(budget / 10),
             "httpGet": {"path": health.path if health else "/health", "port": chart.CONTAINER_PORT}}
 
