@@ -67,9 +67,11 @@ def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Vo
                  cache_dir=f"/var/cache/stackc/{project}", node_addresses=addresses, runs=())
     front = next((x.node for x in services if x.role == "gateway"), "node-0")
     ports: dict[str, int] = {}
-    for node in sorted({x.node for x in services}):
-        engines = [x for x in services if x.role == "engine" and x.node == node]
-        ports.update({x.name: FIRST_ENGINE_PORT + i for i, x in enumerate(engines)})
+    engines_on: dict[str, int] = {}  # node -> engines given a port there so far
+    for x in services:
+        if x.role == "engine":
+            ports[x.name] = FIRST_ENGINE_PORT + engines_on.get(x.node, 0)
+            engines_on[x.node] = engines_on.get(x.node, 0) + 1
     runs = []
     for x in services:
         bind, port = listen_address(x, ports, front, root)

@@ -8,6 +8,7 @@ name, the start-up budget) is decided before this point and carried here. Target
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Optional, Union
 
 from .diagnostics import Span
@@ -359,8 +360,12 @@ class Hosts:
     node_addresses: tuple[str, ...]  # private addresses, node-0 first; () on one node
     runs: tuple[tuple[str, HostRun], ...]  # per service name
 
+    @cached_property
+    def _run_by_service(self) -> dict[str, HostRun]:
+        return dict(self.runs)
+
     def run(self, service: str) -> HostRun:
-        return dict(self.runs)[service]
+        return self._run_by_service[service]
 
 
 @dataclass(frozen=True)
@@ -391,11 +396,31 @@ class Deployment:
     routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
     session_key: str = "x-session-id"
 
+    @cached_property
+    def _service_by_name(self) -> dict[str, Service]:
+        return {s.name: s for s in self.services}
+
     def service(self, name: str) -> Service:
+        return self._service_by_name[name]
+
+    @cached_property
+    def _node_by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> Optional[Node]:
+        return self._node_by_name.get(name)
+
+    @cached_property
+    def _engine_nodes(self) -> dict[str, frozenset[str]]:
+        nodes: dict[str, set[str]] = {}
         for s in self.services:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+            if s.role == "engine":
+                nodes.setdefault(s.group, set()).add(s.node)
+        return {group: frozenset(names) for group, names in nodes.items()}
+
+    def engine_nodes(self, group: str) -> frozenset[str]:
+        """The nodes the engines of `group` (a model) run on: where its download runs too."""
+        return self._engine_nodes.get(group, frozenset())
 
     def qualified(self, service: Service | str) -> str:
         """`<stack>-<service>`: the globally unique name (units, Kubernetes objects)."""

@@ -127,9 +127,10 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     files: list[ConfigFile] = []
     volumes = [Volume(CACHE_VOLUME, "model cache shared by downloads and engines",
                       int(sum(mp.download_bytes for mp in plan.models) * 1.1))]
+    start_after = _start_after(plan)
     for mp in plan.models:
         svc, extra_files = _model_services(mp, stack, placement.get(mp.model.name, []), hf_token,
-                                           _start_after(mp, plan))
+                                           start_after.get(mp.model.name, ()))
         services += svc
         files += extra_files
 
@@ -216,16 +217,12 @@ def _describe_secret(name: str, decl, gateway_key: Optional[str]) -> str:
     return text
 
 
-def _start_after(mp: ModelPlan, plan: Plan) -> tuple[Dependency, ...]:
-    """Engines sharing a GPU start one after another: vLLM measures the memory its profiling run
-    takes from the GPU's free memory, so a neighbour allocating at the same time would be
-    counted against its KV cache (vllm#10533)."""
-    for group in plan.shared_groups:
-        if mp.model.name in group:
-            position = group.index(mp.model.name)
-            if position:
-                return (Dependency(f"{group[position - 1]}-0", "healthy"),)
-    return ()
+def _start_after(plan: Plan) -> dict[str, tuple[Dependency, ...]]:
+    """Per model sharing a GPU, what its engine waits for. Engines sharing a GPU start one after
+    another: vLLM measures the memory its profiling run takes from the GPU's free memory, so a
+    neighbour allocating at the same time would be counted against its KV cache (vllm#10533)."""
+    return {name: (Dependency(f"{group[position - 1]}-0", "healthy"),)
+            for group in plan.shared_groups for position, name in enumerate(group) if position}
 
 
 def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
@@ -340,12 +337,13 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
             span = where("kubernetes", "model_cache_access") if k and "model_cache_access" in k.model_fields_set else (
                 where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("hardware", "nodes"))
             out.append(Feature("k8s-cache-read-write-once", span, ", ".join(shared)))
-    for group in plan.shared_groups:  # a cluster gives each pod whole GPUs: does the stack still fit?
+    if plan.shared_groups:  # a cluster gives each pod whole GPUs: does the stack still fit?
         whole = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
         fits = place(whole, stack.gpus_per_node, stack.nodes) is not None
-        first = next(rm for rm in stack.models if rm.spec.name == group[0])
-        out.append(Feature("shared-gpu", where("models", first.index, key=True),
-                           "+".join(group) + (";fits" if fits else "")))
+        index = {rm.spec.name: rm.index for rm in stack.models}
+        for group in plan.shared_groups:
+            out.append(Feature("shared-gpu", where("models", index[group[0]], key=True),
+                               "+".join(group) + (";fits" if fits else "")))
     for rm in stack.models:  # the chart names each model's Service `<release>-<model>-engine-service`
         service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
         if len(service) > 63:

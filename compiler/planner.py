@@ -433,9 +433,13 @@ def start_up(p: Plan, placement: Optional[dict]) -> None:
         for replica in replicas:
             for node, _ in replica:
                 on_node.setdefault(node, set()).add(name)
+    nodes_of: dict[str, list[set[str]]] = {}  # model -> the sets of models on each node it is on
+    for names in on_node.values():
+        for name in names:
+            nodes_of.setdefault(name, []).append(names)
     by_name = {mp.model.name: mp for mp in p.models}
     for mp in p.models:
-        nodes = [names for names in on_node.values() if mp.model.name in names] or [{mp.model.name}]
+        nodes = nodes_of.get(mp.model.name) or [{mp.model.name}]
         own = read_bytes(mp)
         together = max(sum(min(read_bytes(by_name[n]), own) for n in names) for names in nodes)
         mp.load_s = p.storage.seconds(together)
@@ -809,15 +813,27 @@ def share_gpus(p: Plan) -> list[Diagnostic]:
             small.append((mp, share))
     if len(small) < 2:
         return []
+    # first fit, largest share first; `shares[b]` is the sum of bin b's shares (added in order)
+    ordered = sorted(small, key=lambda x: (-x[1], x[0].model.name))
+    smallest = ordered[-1][1]
     bins: list[list[tuple[ModelPlan, float]]] = []
-    for mp, share in sorted(small, key=lambda x: (-x[1], x[0].model.name)):
-        for group in bins:
-            used = sum(s for _, s in group) + share + (len(group) + 1) * CUDA_CONTEXT_BYTES / total
-            if used <= SHARED_GPU_BUDGET:
-                group.append((mp, share))
+    shares: list[float] = []
+
+    def fits(b: int, share: float) -> bool:
+        return shares[b] + share + (len(bins[b]) + 1) * CUDA_CONTEXT_BYTES / total <= SHARED_GPU_BUDGET
+
+    first_open = 0  # bins before this one cannot take even the smallest share (bins only fill up)
+    for mp, share in ordered:
+        for b in range(first_open, len(bins)):
+            if fits(b, share):
+                bins[b].append((mp, share))
+                shares[b] += share
                 break
         else:
             bins.append([(mp, share)])
+            shares.append(share)
+        while first_open < len(bins) and not fits(first_open, smallest):
+            first_open += 1
     for group in bins:
         if len(group) < 2:
             continue

@@ -26,20 +26,28 @@ class SystemdTarget(Target):
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         assert dep.hosts is not None
-        nodes = sorted({s.node for s in dep.services})
+        services = {s.name: s for s in dep.services}
         files: Artifacts = {}
-        for node in nodes:
+        for node, here in self.placed(dep).items():
             prefix = "" if len(dep.nodes) == 1 else f"{node}/"
-            for path, data in self.node_files(dep, node, spec_name).items():
+            for path, data in self.node_files(dep, node, here, services, spec_name).items():
                 files[prefix + path] = data
         return files
 
-    def node_files(self, dep: Deployment, node: str, spec_name: str) -> Artifacts:
+    @staticmethod
+    def placed(dep: Deployment) -> dict[str, list[Service]]:
+        """Each node (sorted) with the services it runs, in the IR's order. Each host has its own
+        model cache: a model's download runs on every node with its replicas."""
+        placed: dict[str, list[Service]] = {node: [] for node in sorted({s.node for s in dep.services})}
+        for s in dep.services:
+            nodes = {s.node} | (dep.engine_nodes(s.group) if s.role == "model-download" else set())
+            for node in nodes:
+                placed[node].append(s)
+        return placed
+
+    def node_files(self, dep: Deployment, node: str, here: list[Service], services: dict[str, Service],
+                   spec_name: str) -> Artifacts:
         assert dep.hosts is not None
-        services = {s.name: s for s in dep.services}
-        # each host has its own model cache: a model's download runs on every node with its replicas
-        groups = {s.group for s in dep.services if s.role == "engine" and s.node == node}
-        here = [s for s in dep.services if s.node == node or (s.role == "model-download" and s.group in groups)]
         out: Artifacts = {}
         readers: dict[str, list[str]] = {}  # each installed file -> the units that read it
         for s in here:

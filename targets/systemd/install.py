@@ -131,7 +131,7 @@ def script(dep: Deployment, node: str, files: dict[str, list[str]], services: li
         elif path.startswith("config/"):
             places.append(f"place {quote(path)} {quote(hosts.config_dir + '/' + path[len('config/'):])} 0644 {units}".rstrip())
     owned = sorted({hosts.state_dir, hosts.cache_dir, f"{hosts.cache_dir}/models"}
-                   | {p for name, r in hosts.runs if name in services for p in r.writable})
+                   | {p for name in services for p in hosts.run(name).writable})
     return SCRIPT.format(
         project=dep.project, node=node, user=quote(hosts.user), config_dir=quote(hosts.config_dir),
         state_dir=quote(hosts.state_dir), owned_dirs=" ".join(quote(d) for d in owned),

@@ -65,7 +65,7 @@ def service_unit(dep: Deployment, s: Service, spec_name: str, resolve: Callable[
         unit.append(("Requires", " ".join(requires)))
     if not s.one_shot:
         unit += [("StartLimitIntervalSec", "30min"), ("StartLimitBurst", "5")]
-    node = next((n for n in dep.nodes if n.name == s.node), None)
+    node = dep.node(s.node)
     if node is not None and node.cache_on_local_nvme and any(p.startswith(hosts.cache_dir) for p in run.writable):
         # the cache is a mount of the machine's own NVMe disks: nothing writes under it before it is there
         unit.append(("RequiresMountsFor", hosts.cache_dir))

@@ -125,9 +125,8 @@ class Cloud:
             names = {v.name for _, v in s.env if isinstance(v, SecretRef)}
             out[s.node] |= names
             if s.role == "model-download":  # downloads run on every node that holds the model
-                for e in dep.services:
-                    if e.role == "engine" and e.group == s.group:
-                        out[e.node] |= names
+                for node in dep.engine_nodes(s.group):
+                    out[node] |= names
         return {k: sorted(v) for k, v in out.items()}
 
     def common_variables(self, dep: Deployment) -> Items:
