@@ -49,28 +49,25 @@ def _victim(tmp: Path) -> Path:
     return victim
 
 
-def staging_symlink(tmp: Path) -> str:
+def _planted(tmp: Path, name: str, plant) -> str:
+    """Plant `plant(victim, out/name)` in a built directory, build again, and look at the victim."""
     victim, out = _victim(tmp), tmp / "out"
     build(ONE_NODE, "compose", out)
-    os.symlink(victim, out / ".compose.yaml.stackc-tmp")
+    plant(victim, out / name)
     done = build(ONE_NODE, "compose", out)
     return "victim clobbered" if victim.read_text() != "precious\n" else f"victim intact ({code_of(done)})"
+
+
+def staging_symlink(tmp: Path) -> str:
+    return _planted(tmp, ".compose.yaml.stackc-tmp", os.symlink)
 
 
 def staging_hardlink(tmp: Path) -> str:
-    victim, out = _victim(tmp), tmp / "out"
-    build(ONE_NODE, "compose", out)
-    os.link(victim, out / ".compose.yaml.stackc-tmp")
-    done = build(ONE_NODE, "compose", out)
-    return "victim clobbered" if victim.read_text() != "precious\n" else f"victim intact ({code_of(done)})"
+    return _planted(tmp, ".compose.yaml.stackc-tmp", os.link)
 
 
 def manifest_staging_symlink(tmp: Path) -> str:
-    victim, out = _victim(tmp), tmp / "out"
-    build(ONE_NODE, "compose", out)
-    os.symlink(victim, out / ".stackc-manifest.json.stackc-tmp")
-    done = build(ONE_NODE, "compose", out)
-    return "victim clobbered" if victim.read_text() != "precious\n" else f"victim intact ({code_of(done)})"
+    return _planted(tmp, ".stackc-manifest.json.stackc-tmp", os.symlink)
 
 
 def linked_directory(tmp: Path) -> str:

@@ -89,6 +89,18 @@ def measure(jobs: dict[str, dict], repeat: int) -> None:
         job["runs"] = len(job["times_s"])
 
 
+def machine(version: str, repeat: int) -> dict:
+    """When, what and where a report was measured."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "stackc_version": version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "repeat": repeat,
+    }
+
+
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     """Least squares y = a + b*x; returns (a, b, R^2)."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
@@ -181,14 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     targets = evaluate(jobs)
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "stackc_version": version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "repeat": args.repeat,
-    }
+    meta = machine(version, args.repeat)
     print_report(meta, list(jobs.values()), targets, notes)
     if args.json:
         with open(args.json, "w") as out:

@@ -27,10 +27,8 @@ models and sets its node count, so every size takes the same path.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -42,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import child_env, find_tool, linear_fit  # noqa: E402
+from run import child_env, find_tool, linear_fit, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (1000, 2000, 4000, 8000, 16000)
@@ -178,15 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     fits = [fit(target, [r for r in rows if r["target"] == target]) for target in targets]
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "stackc_version": version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "repeat": args.repeat,
-        "tmp": str(tmp.parent),
-    }
+    meta = machine(version, args.repeat) | {"tmp": str(tmp.parent)}
     print_report(meta, sizes, targets, rows, fits)
     if args.json:
         with open(args.json, "w") as out:

@@ -112,25 +112,32 @@ def open_root(out_dir: str, create: bool) -> Optional[int]:
     try:
         for part in tail:
             shown = os.path.join(shown, part) if shown else part
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    os.close(fd)
-                    return None
-                try:
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    raise _os_error(exc, shown) from None
-            except OSError as exc:
-                raise _in_the_way(exc, fd, part, shown) from None
+            child = _child(fd, part, shown, create)
             os.close(fd)
+            if child is None:
+                return None
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _child(parent_fd: int, name: str, shown: str, create: bool) -> Optional[int]:
+    """Directory `name` below `parent_fd`, opened without following a link and made when asked;
+    None when it does not exist and `create` is false."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            os.mkdir(name, 0o777, dir_fd=parent_fd)
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as exc:
+            raise _os_error(exc, shown) from None
+    except OSError as exc:
+        raise _in_the_way(exc, parent_fd, name, shown) from None
 
 
 def _link_error(path: str) -> OutputError:
@@ -193,19 +200,9 @@ class _Cursor:
         self._close_from(keep)
         fd = self.fds[-1] if self.fds else self.root_fd
         for part in parts[keep:]:
-            rel = os.path.join(self.shown, *self.names, part)
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                try:
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    raise _os_error(exc, rel) from None
-            except OSError as exc:
-                raise _in_the_way(exc, fd, part, rel) from None
+            child = _child(fd, part, os.path.join(self.shown, *self.names, part), create)
+            if child is None:
+                return None
             self.names.append(part)
             self.fds.append(child)
             fd = child

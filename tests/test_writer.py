@@ -229,7 +229,8 @@ def test_special_files_in_the_way_are_refused_without_being_opened(tmp_path, kin
     assert err.value.code == "SC710"
 
 
-def _mount(tmp_path: Path, name: str, options: str) -> Path:
+def _mounted(tmp_path: Path, name: str, options: str):
+    """A tmpfs of its own for the test (root only), unmounted after it."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small or read-only filesystem needs root")
     where = tmp_path / name
@@ -237,14 +238,18 @@ def _mount(tmp_path: Path, name: str, options: str) -> Path:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, name, str(where)], capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    return where
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    where = _mount(tmp_path, "small", "size=256k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    yield from _mounted(tmp_path, "small", "size=256k")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    yield from _mounted(tmp_path, "ro", "ro,size=64k")
 
 
 def test_a_full_disk_leaves_the_previous_build_whole(small_disk):
@@ -257,13 +262,6 @@ def test_a_full_disk_leaves_the_previous_build_whole(small_disk):
     assert "nothing was changed" in err.value.help
     assert _tree(out) == before and sorted(p.name for p in out.iterdir()) == sorted(
         {".stackc-manifest.json", "compose.yaml", "config"})
-
-
-@pytest.fixture
-def read_only(tmp_path):
-    where = _mount(tmp_path, "ro", "ro,size=64k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_a_read_only_filesystem_is_a_diagnostic(read_only):
