@@ -221,6 +221,9 @@ def summary(diagnostics: Sequence[Diagnostic], style: _Style | None = None) -> s
     return f"{head}: {', '.join(parts)}\n"
 
 
+CREDENTIAL_CODES = frozenset({"SC701", "SC702", "SC706", "SC707"})  # their source line is shown masked
+
+
 def _render_one(d: Diagnostic, sources: _Lines, style: _Style) -> str:
     lines = [f"{style.severity(d.severity, f'{d.severity.value}[{d.code}]')}: {style.bold(d.message)}"]
     span = d.span
@@ -234,6 +237,8 @@ def _render_one(d: Diagnostic, sources: _Lines, style: _Style) -> str:
             start = max(span.col, 1)
             end = span.end_col if span.end_line == span.line else len(raw) + 1
             end = max(min(end, len(raw) + 1), start + 1)
+            if d.code in CREDENTIAL_CODES:  # a log of the build must not carry the credential it refused
+                raw = raw[:start - 1] + "*" * (len(raw) - start + 1)
             src, first, last = _shown_line(raw, start, end)
             carets = " " * first + "^" * (last - first)
             label = f" {d.label}" if d.label else ""

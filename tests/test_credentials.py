@@ -97,3 +97,14 @@ def test_a_literal_credential_stops_the_build(tmp_path, injection, target):
 ])
 def test_ordinary_values_are_not_taken_for_credentials(text):
     assert credentials.finding(text) is None
+
+
+def test_the_rendered_diagnostic_masks_the_credential(tmp_path):
+    """A CI log of the refused build must not carry the credential either: the source line is shown
+    masked from the flagged span to its end."""
+    doc = copy.deepcopy(BASE)
+    INJECTIONS["token-shaped served name"][0](doc)
+    INJECTIONS["flag without a trigger word before"][0](doc)
+    result = run_cli("validate", str(_write(tmp_path, doc, "spec")))
+    assert result.exit_code == 1 and "error[SC707]" in result.stdout
+    assert CANARY.lower()[:16] not in result.output.lower() and "****" in result.stdout
