@@ -52,9 +52,19 @@ def _target_names() -> list[str]:
     return sorted(REGISTRY) + ["all"]
 
 
-def _usage(message: str) -> "typer.Exit":
-    sys.stderr.write(f"error: {message}\n")
-    return typer.Exit(2)
+class Failure(Exception):
+    """A command that cannot go on: its diagnostic, and the exit code (2 usage, 1 otherwise).
+    `_guard` renders it in the format the user chose, like every other diagnostic."""
+
+    def __init__(self, diagnostic, exit_code: int = 2, sources: Optional[dict[str, str]] = None):
+        super().__init__(diagnostic.message)
+        self.diagnostic, self.exit_code, self.sources = diagnostic, exit_code, sources or {}
+
+
+def _usage(message: str, help: Optional[str] = None) -> Failure:
+    from .diagnostics import Diagnostic
+
+    return Failure(Diagnostic.error("SC001", message, help=help))
 
 
 def _color(stream) -> bool:
@@ -72,9 +82,9 @@ def _open(stack: str):
     from .pipeline import open_spec
 
     if not os.path.exists(stack):
-        raise _usage(f"`{stack}` does not exist")
+        raise _usage(f"`{stack}` does not exist", help="pass the path of a stack spec (YAML), e.g. `examples/chatbot-8b-l40s.yaml`")
     if os.path.isdir(stack):
-        raise _usage(f"`{stack}` is a directory; pass the stack spec file")
+        raise _usage(f"`{stack}` is a directory", help="pass the stack spec file inside it")
     return open_spec(stack, stack)
 
 
@@ -84,10 +94,23 @@ def _check_env(session, env: Optional[str]) -> None:
     names = session.environment_names
     if env not in names:
         from .check import did_you_mean
+        from .diagnostics import Diagnostic, Span
 
         close = did_you_mean(env, names)
-        hint = f"; did you mean `{close}`?" if close else (f"; it defines {', '.join(f'`{n}`' for n in names)}" if names else "; it defines none")
-        raise _usage(f"[SC307] the spec has no environment `{env}`{hint}")
+        listed = ", ".join(f"`{n}`" for n in names)
+        hint = (f"did you mean `{close}`?" if close else
+                f"use one of {listed}" if names else "add it under `environments:`, or build without `--env`")
+        entry = session.document.root.entries.get("environments")
+        span = entry.key_span if entry else Span(session.display, 1, 1, 1, 1)
+        raise Failure(Diagnostic.error("SC307", f"the spec has no environment `{env}`", span,
+                                       label="environments defined here" if entry else None, help=hint),
+                      sources=session.sources)
+
+
+def _both_env_flags(env: Optional[str], all_envs: bool) -> None:
+    if env and all_envs:
+        raise _usage("`--env` and `--all-envs` exclude each other",
+                     help="pass `--env NAME` for one environment, or `--all-envs` for all of them")
 
 
 def _collect(session, env, all_envs, include_base, upto="lower"):
@@ -105,26 +128,40 @@ def _collect(session, env, all_envs, include_base, upto="lower"):
     return results, merged
 
 
-def _guard(fn):
-    """Turn an unexpected exception into an SC000 diagnostic instead of a traceback."""
+def _guard(stream: str = "stderr"):
+    """Render a `Failure`, and turn an unexpected exception into an SC000 diagnostic instead of
+    a traceback, in the format the command was asked for (`--format`), on the stream where that
+    command prints its diagnostics."""
     import functools
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence
-            if os.environ.get("STACKC_DEBUG"):
-                raise
-            sys.stderr.write(
-                f"error[SC000]: internal compiler error: {type(exc).__name__}: {exc}\n"
-                "  = help: this is a bug in stackc; please report it with the spec and the command "
-                "(set STACKC_DEBUG=1 for the traceback)\n")
-            raise typer.Exit(1)
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from .diagnostics import Diagnostic
 
-    return wrapper
+            fmt = kwargs.get("fmt")
+            fmt = fmt if isinstance(fmt, DiagFormat) else DiagFormat.full
+            out = getattr(sys, stream)
+            try:
+                return fn(*args, **kwargs)
+            except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+                raise
+            except Failure as failure:
+                _print_diagnostics([failure.diagnostic], failure.sources, fmt, out)
+                raise typer.Exit(failure.exit_code)
+            except Exception as exc:  # noqa: BLE001 - the last line of defence
+                if os.environ.get("STACKC_DEBUG"):
+                    raise
+                internal = Diagnostic.error(
+                    "SC000", f"internal compiler error: {type(exc).__name__}: {exc}",
+                    help="this is a bug in stackc; please report it with the spec and the command "
+                         "(set STACKC_DEBUG=1 for the traceback)")
+                _print_diagnostics([internal], {}, fmt, out)
+                raise typer.Exit(1)
+
+        return wrapper
+
+    return decorate
 
 
 @app.callback(invoke_without_command=True)
@@ -137,7 +174,7 @@ def main_callback(
 
 
 @app.command()
-@_guard
+@_guard("stdout")
 def validate(
     stacks: list[str] = typer.Argument(..., metavar="STACK...", help="The stack spec(s) (YAML)."),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Check one environment merged onto the base."),
@@ -147,8 +184,7 @@ def validate(
     """Parse, check and plan the stack; print diagnostics. Exit 0 when clean or warnings only, 1 on errors.
 
     Several files may be given (as pre-commit does); each is checked on its own."""
-    if env and all_envs:
-        raise _usage("use either --env or --all-envs")
+    _both_env_flags(env, all_envs)
     sessions = [_open(stack) for stack in stacks]
     all_diags, sources = [], {}
     for session in sessions:
@@ -161,7 +197,7 @@ def validate(
 
 
 @app.command()
-@_guard
+@_guard()
 def build(
     stack: str = typer.Argument(..., help="The stack spec (YAML)."),
     target: str = typer.Option(..., "--target", "-t", help="compose, helm, systemd, terraform, or all (one subdirectory per target)."),
@@ -179,9 +215,12 @@ def build(
 
     names = _target_names()
     if target not in names:
-        raise _usage(f"unknown target `{target}`; choose one of {', '.join(names)}")
-    if env and all_envs:
-        raise _usage("use either --env or --all-envs")
+        from .check import did_you_mean
+
+        close = did_you_mean(target, names)
+        raise _usage(f"no target is named `{target}`",
+                     help=(f"did you mean `{close}`? " if close else "") + f"targets: {', '.join(names)}")
+    _both_env_flags(env, all_envs)
     session = _open(stack)
     _check_env(session, env)
     results, diags = _collect(session, env, all_envs, include_base=False)
@@ -204,10 +243,12 @@ def build(
             per_env.append((u.environment, env_diags))
         target_diags_all = merge_environments(per_env) if len(per_env) > 1 else (per_env[0][1] if per_env else [])
         diags = sorted(diags + target_diags_all, key=lambda d: d.sort_key())
-    if any(d.is_error for d in diags) or not files:
+    if not any(d.is_error for d in diags) and not files:
+        diags.append(Diagnostic.error(
+            "SC614", f"the `{target}` target returned no files, so there is nothing to build",
+            help="nothing was written; a target from another package did this: report it there"))
+    if any(d.is_error for d in diags):
         _print_diagnostics(diags, session.sources, fmt, sys.stderr)
-        if not any(d.is_error for d in diags):
-            sys.stderr.write("error: nothing to build\n")
         raise typer.Exit(1)
     try:
         if check:
@@ -268,7 +309,7 @@ def _report_write(out: str, result) -> None:
 
 
 @app.command()
-@_guard
+@_guard()
 def plan(
     stack: str = typer.Argument(..., help="The stack spec (YAML)."),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Plan one environment."),
@@ -304,7 +345,7 @@ def schema() -> None:
 
 
 @app.command()
-@_guard
+@_guard()
 def catalog(kind: CatalogKind = typer.Argument(..., help="models, gpus or instances.")) -> None:
     """List what the built-in catalog knows (extend it with STACKC_CATALOG=file.json)."""
     from .plan_report import catalog_table
@@ -313,6 +354,7 @@ def catalog(kind: CatalogKind = typer.Argument(..., help="models, gpus or instan
 
 
 @app.command()
+@_guard()
 def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.")) -> None:
     """Print the long explanation of a diagnostic code."""
     from .check import did_you_mean
@@ -321,7 +363,8 @@ def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.
     text = explain_code(code)
     if text is None:
         close = did_you_mean(code.upper(), list(CODES))
-        raise _usage(f"unknown code `{code}`" + (f"; did you mean `{close}`?" if close else ""))
+        raise _usage(f"no diagnostic code is named `{code}`",
+                     help=f"did you mean `{close}`?" if close else "docs/diagnostics.md lists every code")
     sys.stdout.write(text)
 
 

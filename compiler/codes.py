@@ -12,6 +12,12 @@ CODES: dict[str, tuple[str, str]] = {
 stackc hit a bug while compiling your spec. Nothing was written. Please report it with the spec
 (secrets are never in a spec, so it is safe to share) and the command you ran.
 """),
+    "SC001": ("the command line cannot be carried out", """
+The flags or arguments ask for something stackc cannot do: a spec file that does not exist or is
+a directory, a target no registered back end has (`stackc build --help` lists them), or two
+flags that exclude each other (`--env` and `--all-envs`). Nothing was read or written. The exit
+code is 2, as for any usage error.
+"""),
     # ---------------------------------------------------------------- SC1xx YAML
     "SC101": ("invalid YAML", """
 The file is not valid YAML at the position shown: an unclosed quote or bracket, a tab used for
@@ -157,7 +163,9 @@ valid JSON, or the weights reference has a form stackc does not know. Paths are 
 the spec file.
 """),
     "SC307": ("unknown environment", """
-`--env` names an environment the spec does not define under `environments:`.
+`--env` names an environment the spec does not define under `environments:`. The diagnostic
+points at the `environments:` block (or the top of the file when there is none) and suggests
+the closest name. The exit code is 2: it is a usage error.
 """),
     "SC308": ("cloud provider without region", """
 `hardware.provider` is a cloud (aws, gcp, azure) but `hardware.region` is missing. The region
@@ -400,6 +408,11 @@ cache and nothing else. On a cloud the image has a login account of its own (`ub
 Ubuntu images, the admin user stackc creates on Azure): the services must not share it, or a
 process of the stack holds the operator's keys and sudo rights. Choose another name.
 """),
+    "SC614": ("nothing to build", """
+The build found no errors, yet the target returned no files for any environment, so there was
+nothing to write (and nothing was). A built-in target always writes files; this comes from a
+target installed from another package: report it to that package.
+"""),
     # ---------------------------------------------------------------- SC7xx safety
     "SC701": ("secret written inline", """
 A field that holds a credential (an API key, a Redis URL with a password) has a literal value.
@@ -486,7 +499,7 @@ def explain(code: str) -> str | None:
 
 
 FAMILIES = {
-    "SC0": "Internal", "SC1": "YAML and syntax", "SC2": "Schema", "SC3": "References and resolution",
+    "SC0": "Internal and the command line", "SC1": "YAML and syntax", "SC2": "Schema", "SC3": "References and resolution",
     "SC4": "Capacity and parallelism", "SC5": "Compatibility", "SC6": "What a target cannot express",
     "SC7": "Security and safety",
 }

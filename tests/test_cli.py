@@ -45,7 +45,53 @@ def test_usage_errors_exit_2(args):
 
 def test_unknown_environment_suggests_the_closest():
     result = run_cli("validate", "examples/spec-complete.yaml", "--env", "prd")
-    assert result.exit_code == 2 and "did you mean `prod`?" in result.stderr
+    assert result.exit_code == 2
+    assert "error[SC307]: the spec has no environment `prd`" in result.stdout
+    assert "--> examples/spec-complete.yaml:96:1" in result.stdout and "= help: did you mean `prod`?" in result.stdout
+
+
+@pytest.mark.parametrize("args,stream,code", [
+    (("validate", "examples/spec-complete.yaml", "--env", "prd"), "stdout", "SC307"),
+    (("build", "examples/spec-complete.yaml", "-t", "compose", "--env", "prd"), "stderr", "SC307"),
+    (("validate", "does-not-exist.yaml"), "stdout", "SC001"),
+    (("build", "examples/chatbot-8b-l40s.yaml", "-t", "kubernetes"), "stderr", "SC001"),
+    (("build", "examples/chatbot-8b-l40s.yaml", "-t", "compose", "-e", "a", "--all-envs"), "stderr", "SC001"),
+])
+def test_command_line_failures_are_diagnostics_in_the_chosen_format(args, stream, code):
+    """`--format json` gets one JSON array, `github` annotations: a usage error included."""
+    result = run_cli(*args, "--format", "json")
+    assert result.exit_code == 2
+    items = json.loads(getattr(result, stream))
+    assert [i["code"] for i in items] == [code] and items[0]["severity"] == "error" and items[0]["help"]
+    lines = getattr(run_cli(*args, "--format", "github"), stream).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"::error") and f"title={code}::" in lines[0]
+
+
+def test_an_internal_error_is_an_sc000_diagnostic_in_the_chosen_format(monkeypatch):
+    import stackc.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted fault")
+
+    monkeypatch.setattr(stackc.pipeline, "analyse", broken)
+    monkeypatch.delenv("STACKC_DEBUG", raising=False)
+    result = run_cli("validate", "examples/chatbot-8b-l40s.yaml", "--format", "json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [item] = json.loads(result.stdout)
+    assert item["code"] == "SC000" and item["message"] == "internal compiler error: RuntimeError: planted fault"
+    assert "STACKC_DEBUG=1" in item["help"]
+    result = run_cli("build", "examples/chatbot-8b-l40s.yaml", "-t", "compose", "-o", "unused")
+    assert result.exit_code == 1 and result.stderr.startswith("error[SC000]: internal compiler error")
+
+
+def test_a_target_that_returns_no_files_is_sc614(monkeypatch, tmp_path):
+    import stackc.pipeline
+
+    monkeypatch.setattr(stackc.pipeline, "emit", lambda unit, target, spec: ({}, []))
+    out = tmp_path / "out"
+    result = run_cli("build", "examples/chatbot-8b-l40s.yaml", "-t", "compose", "-o", str(out), "-f", "json")
+    assert result.exit_code == 1 and not out.exists()
+    assert [i["code"] for i in json.loads(result.stderr)] == ["SC614"]
 
 
 def test_json_diagnostics_have_the_contract_keys():
