@@ -112,7 +112,9 @@ def test_secret_names_are_env_var_names():
 
 def test_discriminated_tier():
     d = one(BASE + "tiering:\n  kv_cache:\n    - {tier: ram, size: 1GiB}\n")
-    assert d.code == "SC204" and d.help == "did you mean `cpu`?" or "expected" in d.help
+    assert d.code == "SC204"
+    assert d.message == "`ram` is not a valid `tier` in `tiering.kv_cache`"
+    assert d.help == "expected `cpu`, `disk` or `redis`"
 
 
 def test_out_of_range():
