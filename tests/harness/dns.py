@@ -12,6 +12,8 @@ import socket
 import struct
 import threading
 
+from .netns import retire
+
 
 class Dns:
     def __init__(self, sock: socket.socket, names: dict[str, str]):
@@ -26,7 +28,7 @@ class Dns:
 
     def stop(self) -> None:
         self._stop = True
-        self.sock.close()
+        retire(self.sock, self._thread)
 
     def _serve(self) -> None:
         while not self._stop:

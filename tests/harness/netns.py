@@ -188,6 +188,23 @@ class Network:
             shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
 
 
+def retire(sock: socket.socket, thread: Optional[threading.Thread] = None, timeout: float = 5.0) -> None:
+    """Stop a socket another thread is blocked on: shut it down (which wakes that thread's
+    `accept` or `recvfrom`), let the thread leave, and only then close it.
+
+    Closing first frees the descriptor's number while the thread may be about to pass it to
+    `accept` again, and the kernel gives the lowest free number to the next socket opened
+    anywhere in this process: another stack's published port, whose connections the stopped
+    stack's drain agent would then answer with `ready up`."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # a listening or unconnected socket says ENOTCONN, and is woken all the same
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
+    sock.close()
+
+
 def _clean_stale() -> None:
     """Namespaces a harness left behind when its process died (their pid is gone)."""
     with _lock:

@@ -83,6 +83,7 @@ class RunningStack:
         self.real_drain, self.delay = real_drain, delay
         self.stopped: set[str] = set()  # processes a test stopped on purpose
         self._servers: list[Any] = []
+        self._listeners: list[tuple[socket.socket, threading.Thread]] = []  # published ports and their threads
         self.hosted_urls: dict[str, str] = {}
         self.missing: list[str] = []  # programs the files run that this machine lacks (their checks skip)
 
@@ -227,8 +228,9 @@ class RunningStack:
                 for a, b in ((client, upstream), (upstream, client)):
                     threading.Thread(target=pump, args=(a, b), daemon=True).start()
 
-        threading.Thread(target=accept, daemon=True, name=f"publish-{pub.host_port}").start()
-        self._servers.append(listener)
+        thread = threading.Thread(target=accept, daemon=True, name=f"publish-{pub.host_port}")
+        thread.start()
+        self._listeners.append((listener, thread))
 
     def _spawn(self, p: Proc) -> None:
         home = self.workdir / "home" / p.name
@@ -332,10 +334,9 @@ class RunningStack:
         for s in [*self.standins.values(), *self.hosted.values(), *self.agents.values()]:
             s.stop()
         for server in self._servers:
-            try:
-                server.stop() if hasattr(server, "stop") else server.close()
-            except OSError:
-                pass
+            server.stop()
+        for listener, thread in self._listeners:
+            netns.retire(listener, thread)
         if self.net is not None:
             self.net.close()
 

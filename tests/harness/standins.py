@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
+from .netns import retire
+
 OPENAI_POST = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 # paths each engine answers to beyond the OpenAI routes, and whether it checks the model name
 ENGINES = {
@@ -311,7 +313,8 @@ class DrainAgent:
 
     def __init__(self, sock: socket.socket):
         self.sock, self.draining = sock, False
-        threading.Thread(target=self._serve, daemon=True, name="drain-agent").start()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="drain-agent")
+        self._thread.start()
 
     def _serve(self) -> None:
         while True:
@@ -326,7 +329,7 @@ class DrainAgent:
             conn.close()
 
     def stop(self) -> None:
-        self.sock.close()
+        retire(self.sock, self._thread)
 
 
 def identity_vector(name: str) -> list[float]:
