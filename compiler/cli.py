@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
 from . import __version__
 
@@ -47,9 +48,20 @@ class CatalogKind(str, Enum):
 
 
 def _target_names() -> list[str]:
-    from stackc.targets import REGISTRY
+    from stackc.targets import names
 
-    return sorted(REGISTRY) + ["all"]
+    return names() + ["all"]
+
+
+class _BuildCommand(TyperCommand):
+    """`build`: the `--target` help names the registered targets, read from the registry only
+    when help is shown, so no file lists them and a build that shows no help reads nothing more."""
+
+    def format_options(self, ctx, formatter) -> None:
+        for param in self.params:
+            if param.help and "{targets}" in param.help:
+                param.help = param.help.replace("{targets}", ", ".join(_target_names()[:-1]))
+        super().format_options(ctx, formatter)
 
 
 class Failure(Exception):
@@ -196,11 +208,11 @@ def validate(
     raise typer.Exit(1 if any(d.is_error for d in all_diags) else 0)
 
 
-@app.command()
+@app.command(cls=_BuildCommand)
 @_guard()
 def build(
     stack: str = typer.Argument(..., help="The stack spec (YAML)."),
-    target: str = typer.Option(..., "--target", "-t", help="compose, helm, systemd, terraform, or all (one subdirectory per target)."),
+    target: str = typer.Option(..., "--target", "-t", help="{targets}, or all (one subdirectory per target)."),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Build one environment."),
     all_envs: bool = typer.Option(False, "--all-envs", help="Build every environment into DIR/<env>/."),
     out: str = typer.Option("out", "--output", "-o", help="Output directory (default: ./out)."),

@@ -289,11 +289,31 @@ class SecretDecl:
 
 @dataclass(frozen=True)
 class Feature:
-    """Something the deployment asks for that not every target can express."""
+    """Something the deployment asks for that not every target can express, with the values a
+    target's message names as data: `detail` is the one subject (an engine, a weights kind, a
+    routing mode, a provider, the service account), `models` the models it concerns."""
 
     name: str
     span: Optional[Span]
     detail: str = ""
+    models: tuple[str, ...] = ()
+    nodes: int = 0  # the stack's node count, where the feature is about nodes
+    fits: bool = False  # multi-node: the models fit on one node; shared-gpu: they fit with whole GPUs too
+    label: str = ""  # k8s-gpu-label-unknown: the node label looked up
+    vendor: str = ""  # gpu: the GPU's vendor (`detail` is the GPU)
+
+
+@dataclass(frozen=True)
+class ModelNode:
+    """One model of the stack as every target sees it: its replica services (in order), the job
+    that downloads its weights, and where the spec names it."""
+
+    name: str
+    engine: str
+    replicas: tuple[str, ...]
+    download: Optional[str]
+    origin: Optional[Span]  # the model's entry in `models:`
+    name_span: Optional[Span]  # its `name:` value
 
 
 @dataclass(frozen=True)
@@ -395,6 +415,7 @@ class Deployment:
     provisioning: Optional[Provisioning] = None
     routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
     session_key: str = "x-session-id"
+    models: tuple[ModelNode, ...] = ()  # in the spec's order
 
     @cached_property
     def _service_by_name(self) -> dict[str, Service]:

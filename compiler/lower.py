@@ -14,7 +14,7 @@ from . import components, hosts as host_runs, routing
 from .artifacts import Artifact
 from .catalog import GpuInfo
 from .engines.base import DownloadStep, artifact_dir
-from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, EngineConfig, Feature, GpuAssignment, KvOffload, Mount,
+from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, EngineConfig, Feature, GpuAssignment, ModelNode, KvOffload, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from . import storage
@@ -177,7 +177,23 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
         gateway_port=spec.gateway.port if spec.gateway else 8080,
         routing=tiering.routing if tiering else "round-robin",
         session_key=tiering.session_key if tiering else "x-session-id",
+        models=_model_nodes(stack, services),
     )
+
+
+def _model_nodes(stack: ResolvedStack, services: list[Service]) -> tuple[ModelNode, ...]:
+    """Each model with its replica services and download job, so no target regroups them."""
+    replicas: dict[str, list[str]] = {}
+    downloads: dict[str, str] = {}
+    for s in services:
+        if s.role == "engine":
+            replicas.setdefault(s.group, []).append(s.name)
+        elif s.role == "model-download":
+            downloads[s.group] = s.name
+    where = stack.where
+    return tuple(ModelNode(rm.spec.name, rm.engine.name, tuple(replicas.get(rm.spec.name, ())), downloads.get(rm.spec.name),
+                           where("models", rm.index, key=True), where("models", rm.index, "name"))
+                 for rm in stack.models)
 
 
 def provisioning(t: Terraform) -> Provisioning:
@@ -310,22 +326,22 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
     for rm in stack.models:
         m, i = rm.spec, rm.index
         if not isinstance(m.replicas, int):
-            out.append(Feature("replica-range", where("models", i, "replicas"), m.name))
+            out.append(Feature("replica-range", where("models", i, "replicas"), m.name, (m.name,)))
             if m.replicas.min == 0:
-                out.append(Feature("scale-to-zero", where("models", i, "replicas", "min"), m.name))
+                out.append(Feature("scale-to-zero", where("models", i, "replicas", "min"), m.name, (m.name,)))
         if m.autoscale is not None:
-            out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name))
+            out.append(Feature("autoscale", where("models", i, "autoscale", key=True), m.name, (m.name,)))
         engine_span = where("models", i, "engine") if m.engine else where("models", i, "model")
-        out.append(Feature(f"engine-{rm.engine.name}", engine_span, m.name))
-        out.append(Feature(f"weights-{rm.artifact.kind}", where("models", i, "weights" if m.weights else "model"), m.name))
+        out.append(Feature("engine", engine_span, rm.engine.name, (m.name,)))
+        out.append(Feature("weights", where("models", i, "weights" if m.weights else "model"), rm.artifact.kind, (m.name,)))
     for mp in plan.models:
         if mp.gpus_per_replica > stack.gpus_per_node:
             i = mp.model.index
-            out.append(Feature("replica-spans-nodes", where("models", i, key=True), mp.model.name))
+            out.append(Feature("replica-spans-nodes", where("models", i, key=True), mp.model.name, (mp.model.name,)))
     k = spec.kubernetes
     if not dict(stack.gpu.node_labels).get(k.gpu_label if k else "nvidia.com/gpu.product") and not (k and k.gpu_label_value):
         span = where("kubernetes", "gpu_label") if k else where("hardware", "gpu")
-        out.append(Feature("k8s-gpu-label-unknown", span, f"{k.gpu_label if k else 'nvidia.com/gpu.product'};{stack.gpu.id}"))
+        out.append(Feature("k8s-gpu-label-unknown", span, stack.gpu.id, label=k.gpu_label if k else "nvidia.com/gpu.product"))
     # a ReadWriteOnce claim attaches to one node: replicas of a model (or models sharing one claim)
     # spread over several nodes need ReadWriteMany
     access = k.model_cache_access if k else "ReadWriteOnce"
@@ -336,41 +352,36 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         if shared:
             span = where("kubernetes", "model_cache_access") if k and "model_cache_access" in k.model_fields_set else (
                 where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("hardware", "nodes"))
-            out.append(Feature("k8s-cache-read-write-once", span, ", ".join(shared)))
+            out.append(Feature("k8s-cache-read-write-once", span, models=tuple(shared), nodes=stack.nodes))
     if plan.shared_groups:  # a cluster gives each pod whole GPUs: does the stack still fit?
         whole = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
         fits = place(whole, stack.gpus_per_node, stack.nodes) is not None
         index = {rm.spec.name: rm.index for rm in stack.models}
         for group in plan.shared_groups:
-            out.append(Feature("shared-gpu", where("models", index[group[0]], key=True),
-                               "+".join(group) + (";fits" if fits else "")))
-    for rm in stack.models:  # the chart names each model's Service `<release>-<model>-engine-service`
-        service = f"{release_name(spec.name)}-{rm.spec.name}-engine-service"
-        if len(service) > 63:
-            out.append(Feature("k8s-name-too-long", where("models", rm.index, "name"), service))
+            out.append(Feature("shared-gpu", where("models", index[group[0]], key=True), models=tuple(group), fits=fits))
     user = spec.systemd.user if spec.systemd else "stackc"
     out.append(Feature("service-user", (where("systemd", "user") if spec.systemd and "user" in spec.systemd.model_fields_set
                                         else None) or where("hardware", key=True), user))
     if stack.provider == "on-prem":
         out.append(Feature("on-prem", where("hardware", "provider") or where("hardware", key=True), ""))
     else:
-        out.append(Feature(f"provider-{stack.provider}", where("hardware", "provider"), stack.provider))
+        out.append(Feature("provider", where("hardware", "provider"), stack.provider))
     if stack.nodes > 1 and stack.provider == "on-prem" and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
         span = where("systemd", "node_addresses") if spec.systemd and spec.systemd.node_addresses else where("hardware", "nodes")
-        out.append(Feature("hosts-address-unknown", span, str(stack.nodes)))
+        out.append(Feature("hosts-address-unknown", span, nodes=stack.nodes))
     if spec.terraform and spec.terraform.boot == "compose" and stack.nodes > 1:
-        out.append(Feature("compose-boot-multi-node", where("terraform", "boot"), str(stack.nodes)))
+        out.append(Feature("compose-boot-multi-node", where("terraform", "boot"), nodes=stack.nodes))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
-        out.append(Feature("multi-node", where("hardware", "nodes"), f"{stack.nodes}" + (";fits-one-node" if one else "")))
+        out.append(Feature("multi-node", where("hardware", "nodes"), nodes=stack.nodes, fits=one))
     if stack.gpu.vendor != "nvidia":
-        out.append(Feature(f"gpu-{stack.gpu.vendor}", where("hardware", "gpu"), stack.gpu.id))
+        out.append(Feature("gpu", where("hardware", "gpu"), stack.gpu.id, vendor=stack.gpu.vendor))
     t = spec.tiering
     if t is not None:
         if t.kv_cache:
             out.append(Feature("kv-tiers", where("tiering", "kv_cache", key=True), ", ".join(x.tier for x in t.kv_cache)))
         if t.routing != "round-robin":
-            out.append(Feature(f"routing-{t.routing}", where("tiering", "routing"), t.routing))
+            out.append(Feature("routing", where("tiering", "routing"), t.routing))
         if t.overflow:
             out.append(Feature("overflow", where("tiering", "overflow", key=True), ", ".join(o.name for o in t.overflow)))
     return out

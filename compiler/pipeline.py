@@ -122,7 +122,7 @@ def emit(unit: Unit, target_name: str, spec_name: str) -> tuple[Optional[dict[st
     from stackc.targets import get
 
     target = get(target_name)
-    diags = target.check(unit.deployment)
+    diags = sorted(target.check(unit.deployment), key=Diagnostic.sort_key)
     if has_errors(diags):
         return None, diags
     return target.emit(unit.deployment, spec_name), diags

@@ -71,10 +71,13 @@ def test_fresh_install_imports_both_packages(tmp_path, editable):
         assert Path(core).parent == source / "compiler" and Path(targets).parent == source / "targets"
     else:
         assert str(env_dir) in core and str(env_dir) in targets
-    assert "compose" in registry
+    assert registry == "['compose', 'helm', 'systemd', 'terraform']"  # every built-in, through its entry point
 
     help_ = subprocess.run([str(env_dir / "bin" / "stackc"), "--help"], env=env, capture_output=True, text=True)
     assert help_.returncode == 0 and "validate" in help_.stdout
     # the catalog data ships in the package
     cat = subprocess.run([str(env_dir / "bin" / "stackc"), "catalog", "gpus"], env=env, capture_output=True, text=True)
     assert cat.returncode == 0 and "h100-sxm" in cat.stdout
+    built = subprocess.run([str(env_dir / "bin" / "stackc"), "build", str(ROOT / "examples" / "chatbot-8b-l40s.yaml"),
+                            "--target", "systemd", "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert built.returncode == 0 and (tmp_path / "out" / "install.sh").exists(), built.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackc import images, output
+from stackc.diagnostics import Diagnostic
 from stackc.ir import ConfigFile, Deployment, Endpoint, SecretRef, Service
 
 from ..base import Artifacts, Capabilities, Target
@@ -30,7 +31,32 @@ class HelmTarget(Target):
     description = "Kubernetes: values for the vLLM production-stack chart, plus the objects it lacks"
     capabilities = Capabilities(autoscaling=True, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=tuple(ROUTING_LOGIC), overflow=True, engines=("vllm",), weights=("hf",),
-                                replica_spans_nodes=False, kubernetes=True, gpu_sharing=False)
+                                replica_spans_nodes=False, gpu_sharing=False)
+
+    def check(self, dep: Deployment) -> list[Diagnostic]:
+        """Beyond the capabilities: what a cluster and this chart need (a node label to place pods
+        by, a cache volume every replica can attach, Service names within a DNS label)."""
+        out = super().check(dep)
+        for f in dep.features:
+            if f.name == "k8s-gpu-label-unknown":
+                out.append(Diagnostic.error(
+                    "SC607", f"the catalog has no `{f.label}` value for `{f.detail}`; pods could not be placed on its nodes",
+                    f.span, label="unknown node label",
+                    help=f"set `kubernetes.gpu_label_value` to the value your nodes carry (`kubectl get nodes -L {f.label}`)"))
+            elif f.name == "k8s-cache-read-write-once":
+                out.append(Diagnostic.error(
+                    "SC607", f"replicas of {', '.join(f.models)} on several nodes would share a ReadWriteOnce model cache, "
+                    "which attaches to one node", f.span, label="one node only",
+                    help="set `kubernetes.model_cache_access: ReadWriteMany` with a storage class that provides it "
+                         "(NFS, CephFS, EFS, Filestore)"))
+        assert dep.cluster is not None
+        for m in dep.models:  # the chart names each model's Service `<release>-<model>-engine-service`
+            service = f"{dep.cluster.release}-{m.name}-engine-service"
+            if len(service) > 63:
+                out.append(Diagnostic.error(
+                    "SC607", f"the Service `{service}` would be longer than a 63-character DNS label", m.name_span,
+                    label="name too long", help="shorten the stack's or the model's name"))
+        return out
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         assert dep.cluster is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackc import output
+from stackc.diagnostics import Diagnostic
 from stackc.routing import server_line
 from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 
@@ -22,7 +23,15 @@ class SystemdTarget(Target):
     name = "systemd"
     description = "systemd units on GPU hosts: engines natively, the rest native or in pinned containers"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
-                                routing=ROUTING_MODES, overflow=True, hosts=True)
+                                routing=ROUTING_MODES, overflow=True)
+
+    def check(self, dep: Deployment) -> list[Diagnostic]:
+        """Beyond the capabilities: a stack over several servers needs each one's address."""
+        return super().check(dep) + [Diagnostic.error(
+            "SC607", f"this stack runs on {f.nodes} nodes; the `{self.name}` target needs each node's private address",
+            f.span, label="addresses unknown",
+            help=f"set `systemd.node_addresses` to the {f.nodes} nodes' private addresses, node-0 first")
+            for f in dep.features if f.name == "hosts-address-unknown"]
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         assert dep.hosts is not None

@@ -30,10 +30,30 @@ class TerraformTarget(Target):
                                 routing=ROUTING_MODES, overflow=True, engines=BOOTABLE_ENGINES,
                                 providers=tuple(CLOUDS))
 
+    def _provisioned(self, dep: Deployment) -> list[Diagnostic]:
+        """Machines on a cloud it provisions: not your own servers, not a cloud it lacks, and
+        `boot: compose` on one machine only."""
+        out, clouds = [], tuple(CLOUDS)
+        for f in dep.features:
+            if f.name == "on-prem":
+                out.append(Diagnostic.error(
+                    "SC610", f"the `{self.name}` target creates cloud machines; this stack runs on your own servers", f.span,
+                    label="no cloud here",
+                    help="set `hardware.provider` (aws, gcp, azure) and `hardware.region`, or build with the systemd target"))
+            elif f.name == "provider" and f.detail not in clouds:
+                out.append(Diagnostic.error(
+                    "SC604", f"the `{self.name}` target does not yet emit for `{f.detail}`", f.span, label="not emitted yet",
+                    help=f"use `provider: {' or '.join(clouds)}`, or build the hosts' units with the systemd target"))
+            elif f.name == "compose-boot-multi-node":
+                out.append(Diagnostic.error(
+                    "SC603", f"`boot: compose` runs the stack on one machine; this stack spans {f.nodes} nodes", f.span,
+                    label="one machine only", help="use `boot: systemd` (each node runs its own units)"))
+        return out
+
     def check(self, dep: Deployment) -> list[Diagnostic]:
         """Beyond the capabilities: what a first boot on this cloud's image can install, and a
         service account that is not the image's login."""
-        out = super().check(dep)
+        out = super().check(dep) + self._provisioned(dep)
         if out or dep.nodes[0].provider not in CLOUDS or (dep.provisioning and dep.provisioning.boot == "compose"):
             return out
         cloud = CLOUDS[dep.nodes[0].provider]

@@ -1,0 +1,79 @@
+"""A target is one folder and one registry line: a throw-away target, in a package of its own
+installed nowhere but a temporary directory (its distribution metadata names it in the
+`stackc.targets` entry-point group), is built with `stackc build --target`, listed in the
+help and in "use a target that does" messages, with no file of stackc's touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+STACKC = Path(sys.executable).with_name("stackc")
+
+TARGET = '''
+from stackc.targets import Capabilities, Target
+
+
+class EchoTarget(Target):
+    name = "echo"
+    description = "one line per service: its name and image"
+    capabilities = Capabilities(multi_node=True, gpu_vendors=("nvidia", "amd"), kv_tiers=True, overflow=True,
+                                routing=("round-robin", "least-load", "session", "prefix-aware"))
+
+    def emit(self, dep, spec_name):
+        return {"services.txt": "".join(f"{s.name} {s.image}\\n" for s in dep.services).encode()}
+'''
+
+
+def _install(tmp_path: Path) -> dict[str, str]:
+    """The package and its metadata on PYTHONPATH: what `pip install` of it would leave."""
+    site = tmp_path / "site"
+    (site / "stackc_echo").mkdir(parents=True)
+    (site / "stackc_echo" / "__init__.py").write_text(TARGET)
+    meta = site / "stackc_echo-0.1.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: stackc-echo\nVersion: 0.1\n")
+    (meta / "entry_points.txt").write_text("[stackc.targets]\necho = stackc_echo:EchoTarget\n")
+    return {**os.environ, "PYTHONPATH": str(site), "NO_COLOR": "1"}
+
+
+def _stackc(env, *args, cwd=ROOT):
+    return subprocess.run([str(STACKC), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_target_from_another_package_builds_like_a_built_in_one(tmp_path):
+    env = _install(tmp_path)
+    out = tmp_path / "out"
+    result = _stackc(env, "build", "examples/chatbot-8b-l40s.yaml", "--target", "echo", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = (out / "services.txt").read_text().splitlines()
+    assert any(line.startswith("chat-0 vllm/vllm-openai:") for line in lines), lines
+    assert json.loads((out / ".stackc-manifest.json").read_text())["files"].keys() >= {"services.txt"}
+
+    helped = _stackc(env, "build", "--help")
+    assert "compose, echo, helm, systemd, terraform, or all" in " ".join(helped.stdout.split())
+    both = _stackc(env, "build", "examples/moe-deepseek-r1-8xh200.yaml", "--target", "all", "-o", str(tmp_path / "all"))
+    assert both.returncode == 0, both.stderr
+    assert (tmp_path / "all" / "echo" / "services.txt").exists() and (tmp_path / "all" / "helm" / "values.yaml").exists()
+
+
+def test_which_targets_can_messages_read_the_registry(tmp_path):
+    env = _install(tmp_path)
+    spec = tmp_path / "amd.yaml"
+    spec.write_text((ROOT / "examples" / "chatbot-8b-l40s.yaml").read_text().replace("gpu: l40s", "gpu: mi300x"))
+    result = _stackc(env, "build", str(spec), "--target", "helm", "-o", str(tmp_path / "x"))
+    assert result.returncode == 1 and "error[SC602]" in result.stderr
+    assert "use a target that does: compose, echo" in result.stderr
+
+
+def test_validate_and_help_import_no_target():
+    probe = ("import sys; from stackc.cli import app; from typer.testing import CliRunner; "
+             "r = CliRunner().invoke(app, ['validate', 'examples/chatbot-8b-l40s.yaml']); "
+             "print(r.exit_code, sorted(m for m in sys.modules if m.startswith('stackc.targets.')))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split(" ", 1) == ["0", "[]\n"], result.stdout + result.stderr
