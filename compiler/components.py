@@ -14,7 +14,7 @@ from .engines import get as get_engine
 from .engines.base import python_http_probe
 from .ir import (ConfigFile, Dependency, EngineConfig, Endpoint, GpuAssignment, Health, Metrics, Mount, Node,
                  PortBinding, Resources, SecretDecl, SecretRef, Service, Volume)
-from .planner import Plan
+from .plan import Plan
 from .resolve import ResolvedStack
 from .spec import Stack
 

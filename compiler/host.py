@@ -8,28 +8,19 @@ Sizes in the spec are per replica, so a node's need is the sum over the replicas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from .ir import KvOffload
+from .plan import ModelPlan, NodeNeeds, Plan
 from .units import GIB
 
 if TYPE_CHECKING:
-    from .planner import ModelPlan, Plan
     from .resolve import ResolvedModel, ResolvedStack
 
 # The share of a node's RAM left to the operating system, the page cache that weight loading
 # streams through, and the services around the engines (gateway, router, Prometheus).
 SYSTEM_RESERVE = 0.10
-
-
-@dataclass(frozen=True)
-class NodeNeeds:
-    node: int
-    memory_bytes: int  # host RAM the replicas placed here need
-    disk_bytes: int  # disk-tier space under the tiers' paths
-    memory_available: Optional[int]  # usable RAM (after the system reserve), when known
-    cpu_tiers: float = 0  # replicas with a CPU tier here (a replica spanning nodes counts in part)
 
 
 def kv_tiers(stack: "ResolvedStack", rm: "ResolvedModel") -> tuple[KvOffload, ...]:

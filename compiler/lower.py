@@ -11,20 +11,18 @@ from dataclasses import replace
 from typing import Optional
 
 from . import components, hosts as host_runs, routing
-from .artifacts import Artifact
-from .catalog import GpuInfo
-from .engines.base import DownloadStep, artifact_dir
-from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, EngineConfig, Feature, GpuAssignment, ModelNode, KvOffload, Mount,
+from .engines.base import DownloadStep
+from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan
 from . import storage
-from .planner import ModelPlan, Plan, Settings, engine_overhead_s, read_bytes
-from .resolve import ResolvedModel, ResolvedStack
+from .engine_config import CACHE_DIR, LOCAL_DIR, engine_config
+from .plan import ModelPlan, Plan
+from .planner import engine_overhead_s, read_bytes
+from .resolve import ResolvedStack
 from .spec import Kubernetes, Terraform
 
 CACHE_VOLUME = "models"
-CACHE_DIR = "/models"
-LOCAL_DIR = "/models/local"
 # What an engine asked to stop lets finish: under the 30 s Kubernetes gives a pod by default
 # (the chart cannot raise it), with the rest of the stop (the drain, a teardown) inside the
 # orchestrator's grace period, which the targets set above it where they can
@@ -33,72 +31,6 @@ DRAIN_WAIT_S = 3  # between the replica's `drain` and its SIGTERM: three of the 
 DRAIN_SCRIPT = "engines/drain.py"
 DRAIN_PATH = "/etc/stackc/drain.py"  # where an engine's container reads it
 STOP_GRACE_S = DRAIN_S + DRAIN_WAIT_S + 12
-
-
-def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo, share: Optional[float],
-                  with_extra: bool = True, gpu_layers: Optional[int] = None,
-                  kv_tiers: tuple[KvOffload, ...] = ()) -> EngineConfig:
-    """The planned settings an engine runs. Engines that pin defaults get the planned values
-    (so the engine runs what was planned even if its defaults move); the others get what the
-    spec sets and choose the rest themselves at start-up."""
-    m, e = rm.spec, rm.engine
-    pin = e.pins_defaults and e.has_memory_share
-    shared = s.util is not None and m.gpu_memory_utilization is None  # a share the planner split
-    prefix = None
-    if m.task == "generate" and e.supports_prefix_caching:
-        prefix = True if m.prefix_caching is None else m.prefix_caching
-    return EngineConfig(
-        engine=e.name,
-        version=rm.version,
-        model=model_reference(rm),
-        model_file_pattern=model_file_pattern(rm),
-        served_name=m.name,
-        served_names=tuple(m.served_names),
-        revision=m.revision,
-        task=m.task,
-        quantization=s.quantization,
-        quantization_flag=e.quantization_flag(s.quantization, rm.loaded_format),
-        dtype=m.dtype,
-        kv_cache_dtype=s.kv_cache_dtype,
-        max_context=s.max_context,
-        max_num_seqs=s.max_num_seqs if pin else m.max_num_seqs,
-        max_batched_tokens=s.max_batched_tokens if pin else m.max_batched_tokens,
-        gpu_memory_utilization=(share if pin or shared else m.gpu_memory_utilization) if e.has_memory_share else None,
-        tensor_parallel=tp,
-        pipeline_parallel=pp,
-        expert_parallel=bool(m.parallel and m.parallel.expert),
-        enforce_eager=m.enforce_eager,
-        prefix_caching=prefix,
-        concurrency=s.concurrency,
-        speculative=(m.speculative.draft, m.speculative.tokens) if m.speculative else None,
-        adapters=tuple((a.name, a.source) for a in m.adapters),
-        extra_args=tuple(m.engine_args.items()) if with_extra else (),
-        gpu_vendor=gpu.vendor,
-        cache_dir=CACHE_DIR,
-        gpu_layers=gpu_layers,
-        kv_offload=kv_tiers if rm.kv_mechanism else (),
-        kv_mechanism=rm.kv_mechanism if kv_tiers else None,
-    )
-
-
-def model_reference(rm: ResolvedModel) -> str:
-    """What the engine is told to load, given where the download job put it."""
-    a, engine = rm.artifact, rm.engine.name
-    if a.kind == "local":
-        return f"{LOCAL_DIR}/{rm.spec.name}"
-    if engine == "ollama":
-        return a.ref if a.kind == "ollama" else f"hf.co/{a.ref}" + (f":{a.gguf_quant}" if a.gguf_quant else "")
-    if a.kind == "s3" or engine in ("tensorrt-llm", "llama.cpp"):
-        return artifact_dir(a, CACHE_DIR)  # downloaded into a directory of its own
-    return a.ref  # an HF repo id, found offline in the shared HF cache
-
-
-def model_file_pattern(rm: ResolvedModel) -> Optional[str]:
-    """llama.cpp loads one GGUF file: the first shard in the download that names the quant."""
-    a = rm.artifact
-    if rm.engine.name != "llama.cpp" or (a.kind == "local" and a.ref.endswith(".gguf")):
-        return None
-    return f"*{a.gguf_quant.lower()}*" if a.gguf_quant else "*"
 
 
 def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:

@@ -13,6 +13,8 @@ from typing import Optional
 from stackc.diagnostics import Diagnostic
 from stackc.ir import Deployment, Feature
 
+from .registry import targets_that
+
 Artifacts = dict[str, bytes]  # relative path -> file content
 
 
@@ -81,7 +83,7 @@ class Target:
             return Diagnostic.error(
                 "SC602", f"the {t} target does not run on {f.vendor.upper()} GPUs", f.span,
                 label="not expressible here",
-                help=f"use a target that does: {', '.join(_targets_that(lambda c: f.vendor in c.gpu_vendors)) or 'none yet'}")
+                help=f"use a target that does: {', '.join(targets_that(lambda c: f.vendor in c.gpu_vendors)) or 'none yet'}")
         if f.name == "kv-tiers" and not c.kv_tiers:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet express KV-cache tiers ({f.detail})", f.span,
@@ -123,15 +125,8 @@ class Target:
         raise NotImplementedError
 
 
-def _targets_that(can) -> list[str]:
-    """The registered targets whose capabilities `can` accepts, for a help line."""
-    from . import REGISTRY
-
-    return [name for name, t in REGISTRY.items() if can(t.capabilities)]
-
-
 def _the_targets(can) -> str:
-    names = _targets_that(can)
+    names = targets_that(can)
     if not names:
         return "no target yet"
     return f"the {names[0]} target" if len(names) == 1 else f"the {', '.join(names[:-1])} or {names[-1]} target"

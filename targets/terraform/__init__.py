@@ -11,7 +11,6 @@ from __future__ import annotations
 from stackc import locks, output
 from stackc.diagnostics import Diagnostic
 from stackc.ir import Deployment
-from stackc.units import GIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 from ..compose import ComposeTarget
@@ -97,11 +96,3 @@ class TerraformTarget(Target):
         files.update({f"stack/{path}": data for path, data in bundle.items()})
         files["README.md"] = readme.render(dep, spec_name, cloud, module).encode()
         return files
-
-
-def disk_gib(dep: Deployment, node_index: int, base_gib: int) -> int:
-    """The system and engines, then the node's model cache (unless it goes on the machine's own
-    NVMe) and KV-cache disk tier, in whole GiB."""
-    node = dep.nodes[node_index]
-    cache = 0 if node.cache_on_local_nvme else node.cache_bytes
-    return base_gib + -(-(cache + node.kv_disk_bytes) // GIB)

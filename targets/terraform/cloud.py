@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackc.ir import Deployment, SecretRef
+from stackc.units import GIB
 from stackc.output import BLANK, Block, Comment, Raw
 
 Items = list[Any]
@@ -148,8 +149,6 @@ class Cloud:
 
     def nodes_local(self, dep: Deployment) -> dict[str, Any]:
         """Per node its private address (the one its units were built with) and its disk."""
-        from . import disk_gib
-
         assert dep.hosts is not None and dep.provisioning is not None
         return {n.name: {"private_ip": dep.hosts.node_addresses[i],
                          "disk_gib": disk_gib(dep, i, dep.provisioning.root_volume_gib)}
@@ -158,3 +157,11 @@ class Cloud:
 
 __all__ = ["BLANK", "Block", "Cloud", "Comment", "Items", "Module", "Raw", "data", "hcl_list", "ignore", "ref", "resource",
            "variable"]
+
+
+def disk_gib(dep: Deployment, node_index: int, base_gib: int) -> int:
+    """The system and engines, then the node's model cache (unless it goes on the machine's own
+    NVMe) and KV-cache disk tier, in whole GiB."""
+    node = dep.nodes[node_index]
+    cache = 0 if node.cache_on_local_nvme else node.cache_bytes
+    return base_gib + -(-(cache + node.kv_disk_bytes) // GIB)
