@@ -381,4 +381,13 @@ def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.
 
 
 def main() -> None:
+    import gc
+
+    # pydantic looks for plugins in every installed package's metadata the first time it builds
+    # a validator (a scan of site-packages, about 20 ms); stackc uses none
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # one short run whose data holds no reference cycles: the cyclic collector would only rescan
+    # a heap that grows with the spec (5,000 models: 4.8 s with it, 3.7 s without, peak memory
+    # 90 MB and 94 MB); reference counting still frees everything as it goes
+    gc.disable()
     app()

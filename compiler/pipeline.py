@@ -51,7 +51,7 @@ class Session:
 
 def open_spec(path: str, display: Optional[str] = None) -> Session:
     """Read and check the file as written (syntax and schema of the whole document)."""
-    from .spec import StackFile
+    from .spec import StackFile, file_model
 
     display = display or path
     try:
@@ -64,7 +64,11 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
         except OSError:
             pass
         return Session(path, display, None, [exc.diagnostic], sources)
-    _, diags = check.validate(StackFile, source.to_data(doc.root), doc.spans)
+    data = source.to_data(doc.root)
+    model = file_model(data) if isinstance(data, dict) else StackFile
+    _, diags = check.validate(model, data, doc.spans)
+    if diags and model is not StackFile:  # the file's own model words every diagnostic
+        _, diags = check.validate(StackFile, data, doc.spans)
     reported = {d.span for d in diags if d.code == "SC701"}
     diags += [d for d in credentials.scan(doc.root) if d.span not in reported]
     return Session(path, display, doc, diags, {display: doc.text})
@@ -72,7 +76,6 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
 
 def analyse(session: Session, env: Optional[str], upto: str = "lower") -> Unit:
     """Run one environment through overlay, schema, resolution, planning and lowering."""
-    from . import lower as lower_mod
     from . import planner, resolve
     from .spec import Stack
 
@@ -104,7 +107,9 @@ def analyse(session: Session, env: Optional[str], upto: str = "lower") -> Unit:
     unit.plan = plan
     if not unit.ok or upto == "plan":
         return unit
-    unit.deployment = lower_mod.lower(plan)
+    from .lower import lower  # only a build needs it: `validate` stops at the plan
+
+    unit.deployment = lower(plan)
     return unit
 
 

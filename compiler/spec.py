@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .engines import NAMES as ENGINE_NAMES
 from .units import SIZE_PATTERN, parse_size
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +141,14 @@ SecretName = Annotated[str, Field(pattern=SECRET_NAME, max_length=64)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False, defer_build=True)
+
+
+class _Deferred(_Strict):
+    """A model whose validator pydantic builds on first use, not at import: the overlay models
+    (`defaults:`, `environments:`), which a spec without those keys never needs."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class SecretRef(_Strict):
@@ -196,7 +204,7 @@ class Hardware(_Strict):
 # ---------------------------------------------------------------------------------------------
 # models
 
-Engine = Literal["vllm", "sglang", "llama.cpp", "ollama", "tgi", "tensorrt-llm"]
+Engine = Literal[ENGINE_NAMES]  # the engine registry's names
 Task = Literal["generate", "embed", "rerank"]
 Quantization = Literal[
     "none", "fp8", "awq", "gptq", "int8-w8a8", "bnb-nf4", "mxfp4", "nvfp4",
@@ -585,7 +593,7 @@ def _partial(cls: type[BaseModel], *, keep_required: tuple[str, ...] = (), drop:
             fields[field_name] = (Optional[ann], Field(None, description=info.description))
     for field_name, spec in (extra or {}).items():
         fields[field_name] = spec
-    model = create_model(name or f"{cls.__name__}Overlay", __base__=_Strict, __doc__=cls.__doc__, **fields)
+    model = create_model(name or f"{cls.__name__}Overlay", __base__=_Deferred, __doc__=cls.__doc__, **fields)
     _partials[key] = model
     return model
 
@@ -602,50 +610,81 @@ def _optional_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-ModelDefaults = _partial(Model, drop=("name", "model", "served_names", "enabled"), name="ModelDefaults")
-ModelDefaults.__doc__ = "Values for every model field a model leaves unset."
-ModelOverlay = _partial(Model, keep_required=("name",), name="ModelOverlay")
-ModelOverlay.__doc__ = (
-    "An environment's change to one model, matched by `name`: fields merge into the base entry; "
-    "changing `engine` or `model` replaces the entry; `enabled: false` removes it."
-)
-HardwareOverlay = _partial(Hardware, name="HardwareOverlay")
-GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
-ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
-TieringOverlay = _partial(Tiering, name="TieringOverlay")
-KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
-SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
-TerraformOverlay = _partial(Terraform, name="TerraformOverlay")
+# The file-level models (`defaults:`, `environments:` and the file itself) are made the first
+# time one is asked for (`spec.StackFile`): a spec without those keys is checked against
+# `Stack` alone and never pays for them.
+_FILE_MODELS = ("ModelDefaults", "ModelOverlay", "HardwareOverlay", "GatewayOverlay", "ObservabilityOverlay",
+                "TieringOverlay", "KubernetesOverlay", "SystemdOverlay", "TerraformOverlay", "EnvironmentOverlay",
+                "StackFile")
 
 
-class EnvironmentOverlay(_Strict):
-    """Changes merged onto the base document for one environment (see Overlays in the docs)."""
-
-    defaults: Optional[ModelDefaults] = Field(None, description="Changes to `defaults:`.")  # type: ignore[valid-type]
-    hardware: Optional[HardwareOverlay] = Field(None, description="Changes to `hardware:`.")  # type: ignore[valid-type]
-    models: Optional[list[ModelOverlay]] = Field(None, description="Changes to models, matched by `name`.")  # type: ignore[valid-type]
-    tiering: Optional[TieringOverlay] = Field(None, description="Changes to `tiering:`; `null` removes it.")  # type: ignore[valid-type]
-    gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
-    observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
-    kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
-    systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
-    terraform: Optional[TerraformOverlay] = Field(None, description="Changes to `terraform:`.")  # type: ignore[valid-type]
-    secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
-
-
-class StackFile(Stack):
-    """A stack spec file: the base stack, `defaults:` for its models, and environment overlays."""
-
-    defaults: Optional[ModelDefaults] = Field(  # type: ignore[valid-type]
-        None, description="Values for every model field a model (after overlays) leaves unset."
+def _file_models() -> dict[str, type[BaseModel]]:
+    if "StackFile" in globals():
+        return {name: globals()[name] for name in _FILE_MODELS}
+    ModelDefaults = _partial(Model, drop=("name", "model", "served_names", "enabled"), name="ModelDefaults")
+    ModelDefaults.__doc__ = "Values for every model field a model leaves unset."
+    ModelOverlay = _partial(Model, keep_required=("name",), name="ModelOverlay")
+    ModelOverlay.__doc__ = (
+        "An environment's change to one model, matched by `name`: fields merge into the base entry; "
+        "changing `engine` or `model` replaces the entry; `enabled: false` removes it."
     )
-    environments: dict[EnvName, EnvironmentOverlay] = Field(
-        default_factory=dict, description="Overlays merged onto the base document, one per environment."
-    )
+    HardwareOverlay = _partial(Hardware, name="HardwareOverlay")
+    GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
+    ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
+    TieringOverlay = _partial(Tiering, name="TieringOverlay")
+    KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
+    SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
+    TerraformOverlay = _partial(Terraform, name="TerraformOverlay")
+
+    class EnvironmentOverlay(_Deferred):
+        """Changes merged onto the base document for one environment (see Overlays in the docs)."""
+
+        defaults: Optional[ModelDefaults] = Field(None, description="Changes to `defaults:`.")  # type: ignore[valid-type]
+        hardware: Optional[HardwareOverlay] = Field(None, description="Changes to `hardware:`.")  # type: ignore[valid-type]
+        models: Optional[list[ModelOverlay]] = Field(None, description="Changes to models, matched by `name`.")  # type: ignore[valid-type]
+        tiering: Optional[TieringOverlay] = Field(None, description="Changes to `tiering:`; `null` removes it.")  # type: ignore[valid-type]
+        gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
+        observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
+        kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
+        systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
+        terraform: Optional[TerraformOverlay] = Field(None, description="Changes to `terraform:`.")  # type: ignore[valid-type]
+        secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
+
+    class StackFile(Stack):
+        """A stack spec file: the base stack, `defaults:` for its models, and environment overlays."""
+
+        model_config = ConfigDict(defer_build=True)
+
+        defaults: Optional[ModelDefaults] = Field(  # type: ignore[valid-type]
+            None, description="Values for every model field a model (after overlays) leaves unset."
+        )
+        environments: dict[EnvName, EnvironmentOverlay] = Field(
+            default_factory=dict, description="Overlays merged onto the base document, one per environment."
+        )
+
+    made = {name: value for name, value in locals().items() if name in _FILE_MODELS}
+    globals().update(made)
+    return made
+
+
+def __getattr__(name: str):
+    if name in _FILE_MODELS:
+        return _file_models()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+FILE_ONLY = ("defaults", "environments")  # the keys a spec file has beyond one stack
+
+
+def file_model(keys) -> type[Stack]:
+    """The model a spec file with these top-level keys is checked against: `Stack` when it has
+    neither `defaults:` nor `environments:` (the same answer, without building the overlay
+    models), else `StackFile`. Diagnostics always come from `StackFile`."""
+    return _file_models()["StackFile"] if any(k in keys for k in FILE_ONLY) else Stack
 
 
 def json_schema() -> dict:
-    schema = StackFile.model_json_schema()
+    schema = _file_models()["StackFile"].model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://stackc.dev/schemas/stack.schema.json"
     schema["title"] = "stackc stack spec v1"

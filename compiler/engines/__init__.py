@@ -1,20 +1,67 @@
-"""One module per inference engine; this registry is the only place that lists them."""
+"""One module per inference engine; this registry is the only place that lists them.
+
+Adding an engine is its module (an `Engine` subclass and `ENGINE = ...`) and one line here. The
+spec's `engine:` values are these names (`spec.Engine`); a module is imported the first time
+its engine is asked for, so `stackc validate` loads only the engines the spec uses.
+"""
 
 from __future__ import annotations
 
-from .base import Engine, parse_version, version_text
-from .llamacpp import ENGINE as LLAMA_CPP
-from .ollama import ENGINE as OLLAMA
-from .sglang import ENGINE as SGLANG
-from .tensorrt_llm import ENGINE as TENSORRT_LLM
-from .tgi import ENGINE as TGI
-from .vllm import ENGINE as VLLM
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import import_module
 
-REGISTRY: dict[str, Engine] = {e.name: e for e in (VLLM, SGLANG, LLAMA_CPP, OLLAMA, TGI, TENSORRT_LLM)}
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Engine
+
+MODULES = {  # name -> module under stackc.engines, in the order the docs list them
+    "vllm": "vllm",
+    "sglang": "sglang",
+    "llama.cpp": "llamacpp",
+    "ollama": "ollama",
+    "tgi": "tgi",
+    "tensorrt-llm": "tensorrt_llm",
+}
 
 
-def get(name: str) -> Engine:
+@cache
+def _load(name: str) -> "Engine":
+    engine = import_module(f"{__name__}.{MODULES[name]}").ENGINE
+    assert engine.name == name, f"stackc.engines.{MODULES[name]} defines `{engine.name}`, registered as `{name}`"
+    return engine
+
+
+class _Registry(Mapping):
+    """Engine name -> Engine, imported on first use."""
+
+    def __getitem__(self, name: str) -> "Engine":
+        if name not in MODULES:
+            raise KeyError(name)
+        return _load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+
+REGISTRY: Mapping[str, "Engine"] = _Registry()
+NAMES: tuple[str, ...] = tuple(MODULES)
+
+
+def get(name: str) -> "Engine":
     return REGISTRY[name]
 
 
-__all__ = ["Engine", "REGISTRY", "get", "parse_version", "version_text"]
+def __getattr__(name: str):
+    if name in ("Engine", "parse_version", "version_text"):  # the base module, imported only when used
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Engine", "MODULES", "NAMES", "REGISTRY", "get", "parse_version", "version_text"]
