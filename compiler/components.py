@@ -129,7 +129,7 @@ def gateway(spec: Stack, plan: Plan, engines: list[Service], routed: dict[str, E
             env.append((o.api_key.secret, SecretRef(o.api_key.secret)))
     port = gw.port if gw else 8080
     service = Service(
-        name=GATEWAY, role="gateway", image=images.GATEWAY_LITELLM.ref,
+        name=GATEWAY, role="gateway", image=images.GATEWAY_LITELLM,
         command=("--config", "/etc/litellm/config.yaml", "--port", str(GATEWAY_PORT)),
         env=tuple(env), port=GATEWAY_PORT, published=(PortBinding(port, GATEWAY_PORT),),
         metrics=Metrics(GATEWAY_PORT, "/metrics/") if "callbacks" in config["litellm_settings"] else None,
@@ -172,7 +172,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
         for node in nodes:
             name = DCGM if len(nodes) == 1 else f"{DCGM}-{node.name}"
             services.append(Service(
-                name=name, role="gpu-metrics", image=images.DCGM_EXPORTER.ref, port=9400, node=node.name,
+                name=name, role="gpu-metrics", image=images.DCGM_EXPORTER, port=9400, node=node.name,
                 gpus=GpuAssignment(node.gpu_vendor, tuple(range(node.gpu_count))),
                 resources=Resources(cap_add=("SYS_ADMIN",)), metrics=Metrics(9400),
             ))
@@ -205,7 +205,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
     files.append(ConfigFile("prometheus/prometheus.yml", "yaml", config))
     volumes.append(Volume("prometheus-data", "Prometheus time series"))
     services.append(Service(
-        name=PROMETHEUS, role="metrics", image=images.PROMETHEUS.ref,
+        name=PROMETHEUS, role="metrics", image=images.PROMETHEUS,
         command=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
                  "--storage.tsdb.retention.time=15d"),
         port=9090, published=(PortBinding(9090, 9090, "127.0.0.1"),),
@@ -229,7 +229,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
         files.append(ConfigFile("grafana/dashboards/stackc.json", "json", dashboard(spec.name, engines, obs.gpu_metrics)))
         volumes.append(Volume("grafana-data", "Grafana state"))
         services.append(Service(
-            name=GRAFANA, role="dashboards", image=images.GRAFANA.ref, port=3000,
+            name=GRAFANA, role="dashboards", image=images.GRAFANA, port=3000,
             published=(PortBinding(3001, 3000, "127.0.0.1"),),
             env=(("GF_SECURITY_ADMIN_PASSWORD", SecretRef("GRAFANA_ADMIN_PASSWORD")),
                  ("GF_USERS_ALLOW_SIGN_UP", "false"), ("GF_AUTH_ANONYMOUS_ENABLED", "false")),
@@ -304,7 +304,7 @@ def ui(spec: Stack) -> tuple[list[Service], list[Volume], list[SecretDecl]]:
     if gw.api_key:
         env.append(("OPENAI_API_KEY", SecretRef(gw.api_key.secret)))
     service = Service(
-        name=UI, role="ui", image=images.OPEN_WEBUI.ref, port=8080,
+        name=UI, role="ui", image=images.OPEN_WEBUI, port=8080,
         published=(PortBinding(gw.ui_port, 8080),), env=tuple(env),
         health=Health(8080, "/health", ("curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health")),
         startup_budget_s=120,

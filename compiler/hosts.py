@@ -19,6 +19,7 @@ Decided once here for every host target (systemd now; terraform's boot files reu
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import replace
 from typing import Optional
@@ -245,7 +246,8 @@ def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], 
     """The image through the host's runtime: the service's name, its mounts at the host paths,
     its variables passed by name (values stay in the unit's environment, never on the command
     line), GPUs by CDI device."""
-    argv = [f"/usr/bin/{hosts.runtime}", "run", "--rm", "--name", container_name(hosts, x), "--pull=missing"]
+    name = container_name(hosts, x)
+    argv = [f"/usr/bin/{hosts.runtime}", "run", "--rm", "--name", name, "--pull=missing"]
     if x.role == "engine":
         if port is not None and x.port is not None:
             argv += ["--publish", f"{bind}:{port}:{x.port}"]
@@ -270,15 +272,15 @@ def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], 
     argv += [a for k, _ in env for a in ("--env", k)]
     if x.entrypoint is not None:
         argv += ["--entrypoint", x.entrypoint[0]]
-    argv.append(x.image)
+    argv.append(x.image.ref)
     if x.entrypoint is not None:
         argv += list(x.entrypoint[1:])
     argv += list(x.command)  # the container sees its own paths
-    return HostRun(tuple(argv), tuple(env), True, bind, port, writable, readable)
+    return HostRun(tuple(argv), tuple(env), True, bind, port, writable, readable, container_name=name)
 
 
 def container_name(hosts: Hosts, x: Service) -> str:
-    return f"{hosts.config_dir.rsplit('/', 1)[1]}-{x.name}"
+    return f"{posixpath.basename(hosts.config_dir)}-{x.name}"
 
 
 def endpoint_address(e: Endpoint, consumer: Service, services: dict[str, Service], hosts: Hosts) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, Literal, Optional, Union
 
 from .diagnostics import Span
+from .images import Image
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ class Service:
 
     name: str
     role: Literal["engine", "model-download", "router", "gateway", "metrics", "dashboards", "gpu-metrics", "ui"]
-    image: str
+    image: Image  # parsed once: repository, tag and digest as data
     command: tuple[str, ...] = ()
     entrypoint: Optional[tuple[str, ...]] = None
     env: tuple[tuple[str, EnvValue], ...] = ()
@@ -244,6 +245,7 @@ class Service:
     depends_on: tuple[Dependency, ...] = ()
     one_shot: bool = False
     group: Optional[str] = None  # the model an engine replica or download job belongs to
+    index: Optional[int] = None  # an engine replica's number within its model (`chat-1`: 1)
     replicas: Replicas = Replicas(1, 1)
     autoscale: Optional[Autoscale] = None
     engine: Optional[EngineConfig] = None
@@ -364,6 +366,7 @@ class HostRun:
     memory_max: int = 0  # bytes the service may use before the kernel stops it (0: no cap)
     ports: tuple[tuple[int, int], ...] = ()  # (the port its container listens on, the host port it uses instead)
     installs: tuple[Install, ...] = ()  # what the host must have installed for it
+    container_name: str = ""  # the container's name, where argv runs one (what `stop` is told)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import components, hosts as host_runs, routing
+from . import components, hosts as host_runs, images, routing
 from .engines.base import DownloadStep
 from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
@@ -196,7 +196,7 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         name = f"{m.name}-download"
         env = tuple(download.env) + (token_env if download.needs_hf_token else ())
         services.append(Service(
-            name=name, role="model-download", image=download.image, command=download.command,
+            name=name, role="model-download", image=images.parse(download.image), command=download.command,
             entrypoint=download.entrypoint, env=env, mounts=(Mount("volume", CACHE_VOLUME, CACHE_DIR),),
             one_shot=True, group=m.name, origin=origin, cache_bytes=cache_bytes,
         ))
@@ -234,12 +234,12 @@ def _model_services(mp: ModelPlan, stack: ResolvedStack, slots, hf_token: bool,
         # each replica's disk tier is a directory of its own under the tier's path
         tier_mounts = (Mount("host", f"{disk.path.rstrip('/')}/{name}", KV_DISK_DIR, create=True),) if disk else ()
         services.append(Service(
-            name=name, role="engine", image=rm.image, command=tuple(e.argv(ec)),
+            name=name, role="engine", image=images.parse(rm.image), command=tuple(e.argv(ec)),
             entrypoint=entrypoint, env=env, port=e.port, node=f"node-{node}",
             gpus=GpuAssignment(stack.gpu.vendor, tuple(indices)), resources=resources, health=health,
             startup_budget_s=mp.startup_budget_s, metrics=e.metrics_endpoint(ec), mounts=tuple(mounts) + tier_mounts,
             depends_on=depends,
-            group=m.name, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin, cache_bytes=cache_bytes,
+            group=m.name, index=index, replicas=replicas, autoscale=autoscale, engine=ec, origin=origin, cache_bytes=cache_bytes,
             drain=drain, stop_grace_s=STOP_GRACE_S,
         ))
     return services, files

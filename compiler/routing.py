@@ -92,7 +92,7 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
                        replicas[0].drain.agent_port if replicas[0].drain else None),
         ]})
     service = Service(
-        name=ROUTER, role="router", image=images.ROUTER_HAPROXY.ref, port=STATS_PORT,
+        name=ROUTER, role="router", image=images.ROUTER_HAPROXY, port=STATS_PORT,
         health=Health(STATS_PORT, "/healthz", ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STATS_PORT}/healthz")),
         metrics=Metrics(STATS_PORT, "/metrics"), startup_budget_s=30,
         mounts=(Mount("file", ROUTER_CONFIG, CONFIG_PATH, read_only=True),),

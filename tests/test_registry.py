@@ -26,7 +26,7 @@ class EchoTarget(Target):
                                 routing=("round-robin", "least-load", "session", "prefix-aware"))
 
     def emit(self, dep, spec_name):
-        return {"services.txt": "".join(f"{s.name} {s.image}\\n" for s in dep.services).encode()}
+        return {"services.txt": "".join(f"{s.name} {s.image.ref}\\n" for s in dep.services).encode()}
 '''
 
 

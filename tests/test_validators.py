@@ -62,7 +62,7 @@ def test_compose_binary_accepts_it(built):
     assert model["name"] == dep.project
     for svc in dep.services:
         got = model["services"][svc.name]
-        assert got["image"] == svc.image
+        assert got["image"] == svc.image.ref
         if svc.gpus and svc.gpus.vendor == "nvidia":
             device = got["deploy"]["resources"]["reservations"]["devices"][0]
             assert device["capabilities"] == ["gpu"] and device["device_ids"] == [str(i) for i in svc.gpus.indices]
@@ -127,7 +127,7 @@ def test_every_image_is_pinned():
         spec, env = variant.values
         session = open_spec(str(spec), spec.name)
         for svc in analyse(session, env).deployment.services:
-            assert ":" in svc.image.rsplit("/", 1)[-1] and not svc.image.endswith(":latest"), svc.image
+            assert svc.image.tag and svc.image.tag != "latest", svc.image.ref
 
 
 ROUTED = [v for v in VARIANTS if "router/haproxy.cfg" in emit(analyse(open_spec(str(v.values[0]), v.values[0].name),

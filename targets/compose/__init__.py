@@ -86,7 +86,7 @@ class ComposeTarget(Target):
     # ---- services
 
     def service(self, s: Service, dep: Deployment) -> dict:
-        out: dict[str, Any] = {"image": s.image}
+        out: dict[str, Any] = {"image": s.image.ref}
         if s.entrypoint is not None:
             out["entrypoint"] = [literal(w) for w in s.entrypoint]
         if s.command:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from stackc import images
 from stackc.ir import Cluster, Deployment, Endpoint, SecretRef, Service
 from stackc.units import GIB
 
@@ -31,8 +30,8 @@ def model_spec(replicas: list[Service], download: Optional[Service], dep: Deploy
     cluster = dep.cluster
     out: dict[str, Any] = {
         "name": s.group,
-        "repository": images.parse(s.image).repository,
-        "tag": images.parse(s.image).pinned_tag,
+        "repository": s.image.repository,
+        "tag": s.image.pinned_tag,
         "modelURL": s.command[0],
     }
     if ec.revision:
@@ -159,7 +158,7 @@ def init_container(download: Service, secrets: dict[str, dict]) -> dict[str, Any
             env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": ref["secretName"], "key": ref["secretKey"]}}})
         else:
             env.append({"name": name, "value": value})
-    return {"name": "download", "image": download.image, "command": command[:1], "args": command[1:],
+    return {"name": "download", "image": download.image.ref, "command": command[:1], "args": command[1:],
             "env": env, "mountPvcStorage": True}
 
 

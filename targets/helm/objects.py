@@ -47,7 +47,7 @@ class Objects:
 
     def workload(self, s: Service, render: Callable[[ConfigFile], str]) -> list[dict]:
         out: list[dict] = []
-        container: dict[str, Any] = {"name": s.name, "image": s.image, "imagePullPolicy": "IfNotPresent"}
+        container: dict[str, Any] = {"name": s.name, "image": s.image.ref, "imagePullPolicy": "IfNotPresent"}
         if s.entrypoint is not None:
             container["command"] = list(s.entrypoint)
         if s.command:
@@ -112,7 +112,7 @@ class Objects:
         assert s.metrics is not None
         c = self.cluster
         container = {
-            "name": "dcgm-exporter", "image": s.image, "imagePullPolicy": "IfNotPresent",
+            "name": "dcgm-exporter", "image": s.image.ref, "imagePullPolicy": "IfNotPresent",
             # it requests no GPU (the engines hold them all) yet watches every GPU on the node
             "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}],
             "ports": [{"name": "metrics", "containerPort": s.metrics.port}],

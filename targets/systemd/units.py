@@ -38,7 +38,7 @@ def header(dep: Deployment, spec_name: str) -> str:
 
 
 def describe(dep: Deployment, s: Service) -> str:
-    text = DESCRIPTIONS[s.role].format(group=s.group, index=s.name.rsplit("-", 1)[-1])
+    text = DESCRIPTIONS[s.role].format(group=s.group, index=s.index)
     if s.role == "engine" and s.engine is not None:
         version = ".".join(map(str, s.engine.version))
         gpus = ",".join(map(str, s.gpus.indices)) if s.gpus else "-"
@@ -90,7 +90,7 @@ def service_unit(dep: Deployment, s: Service, spec_name: str, resolve: Callable[
         service.append(("ExecStartPost", " ".join(unit_word(w) for w in (
             "/bin/chown", "-R", f"{hosts.user}:{hosts.user}", *run.writable))))
     if run.container and not s.one_shot:  # `-`: nothing to stop when the container already ended
-        service.append(("ExecStop", " ".join(unit_word(w) for w in ("-" + run.argv[0], "stop", "--time", "30", run.argv[4]))))
+        service.append(("ExecStop", " ".join(unit_word(w) for w in ("-" + run.argv[0], "stop", "--time", "30", run.container_name))))
     if not s.one_shot:
         if s.health is not None and s.health.path and run.port is not None:
             budget = max(s.startup_budget_s, 60)
