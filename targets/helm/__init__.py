@@ -95,10 +95,8 @@ class HelmTarget(Target):
         cluster = dep.cluster
         assert cluster is not None
         engines = [s for s in dep.services if s.role == "engine"]
-        groups: dict[str, list[Service]] = {}
-        for s in engines:
-            groups.setdefault(s.group or s.name, []).append(s)
-        downloads = {s.group: s for s in dep.services if s.role == "model-download"}
+        groups = {m.name: [dep.service(r) for r in m.replicas] for m in dep.models if m.replicas}
+        downloads = {m.name: dep.service(m.download) for m in dep.models if m.download}
         monitored = any(s.role == "metrics" for s in dep.services)
         resolve = lambda v: self.resolve(v, dep)  # noqa: E731
         stack_labels = {"environment": None, "release": None, "stackc.dev/stack": dep.name}
