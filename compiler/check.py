@@ -187,7 +187,7 @@ def _expected_type(err_type: str) -> str | None:
 
 
 def _found(value: Any) -> str:
-    from .spec import _kind
+    from .spec_values import _kind
 
     return _kind(value)
 

@@ -351,7 +351,7 @@ def schema() -> None:
     """Print the JSON Schema of the stack spec."""
     import json
 
-    from .spec import json_schema
+    from .spec_file import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 

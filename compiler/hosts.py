@@ -26,7 +26,8 @@ from typing import Optional
 
 from . import locks
 from .ir import Endpoint, HostRun, Hosts, Install, Service, Volume
-from .spec import Stack, Systemd
+from .spec import Stack
+from .spec_targets import Systemd
 
 FIRST_ENGINE_PORT = 8000
 MEMORY_HEADROOM = 1.25  # an engine's memory cap over the host memory the planner gave it
@@ -52,7 +53,7 @@ def settings(spec: Stack) -> Systemd:
 
 def cloud_addresses(spec: Stack, nodes: int) -> tuple[str, ...]:
     """On a cloud the module places node i at .10+i of its subnet (`terraform.subnet_cidr`)."""
-    from .spec import Terraform
+    from .spec_targets import Terraform
 
     cidr = (spec.terraform or Terraform()).subnet_cidr
     base = cidr.split("/")[0].rsplit(".", 1)[0]

@@ -20,7 +20,7 @@ from .engine_config import CACHE_DIR, LOCAL_DIR, engine_config
 from .plan import ModelPlan, Plan
 from .planner import engine_overhead_s, read_bytes
 from .resolve import ResolvedStack
-from .spec import Kubernetes, Terraform
+from .spec_targets import Kubernetes, Terraform
 
 CACHE_VOLUME = "models"
 # What an engine asked to stop lets finish: under the 30 s Kubernetes gives a pod by default

@@ -51,7 +51,7 @@ class Session:
 
 def open_spec(path: str, display: Optional[str] = None) -> Session:
     """Read and check the file as written (syntax and schema of the whole document)."""
-    from .spec import StackFile, file_model
+    from .spec import FILE_ONLY, Stack
 
     display = display or path
     try:
@@ -65,9 +65,13 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
             pass
         return Session(path, display, None, [exc.diagnostic], sources)
     data = source.to_data(doc.root)
-    model = file_model(data) if isinstance(data, dict) else StackFile
-    _, diags = check.validate(model, data, doc.spans)
-    if diags and model is not StackFile:  # the file's own model words every diagnostic
+    # a file without `defaults:` or `environments:` is one stack: checked as that, the file's own
+    # models are never built; any error is worded against the whole file, as always
+    whole = not isinstance(data, dict) or any(k in data for k in FILE_ONLY)
+    _, diags = check.validate(Stack, data, doc.spans) if not whole else (None, None)
+    if diags is None or diags:
+        from .spec_file import StackFile
+
         _, diags = check.validate(StackFile, data, doc.spans)
     reported = {d.span for d in diags if d.code == "SC701"}
     diags += [d for d in credentials.scan(doc.root) if d.span not in reported]

@@ -1,154 +1,26 @@
 """The stack spec, v1, as pydantic models: the one source of truth for the schema and its docs.
 
-`StackFile` is what a user writes (with `defaults:` and `environments:`); `Stack` is one
-deployable stack after an environment has been merged and defaults filled in. The JSON Schema
-in `schemas/stack.schema.json` is generated from `StackFile`, so every field's `description`
-is what editors show.
+`Stack` is one deployable stack after an environment has been merged and defaults filled in;
+`spec_file.StackFile` is what a user writes (with `defaults:` and `environments:`). The JSON
+Schema in `schemas/stack.schema.json` is generated from `StackFile`, so every field's
+`description` is what editors show. The value types are in `spec_values`, the sections only
+some targets read (`kubernetes:`, `systemd:`, `terraform:`) in `spec_targets`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    WithJsonSchema,
-    create_model,
-)
+from pydantic import BeforeValidator, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
 from .engines import NAMES as ENGINE_NAMES
-from .units import SIZE_PATTERN, parse_size
+from .spec_targets import Kubernetes, Systemd, Terraform
+from .spec_values import (ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
+                          StackName, _kind, _Strict)
 
 # ---------------------------------------------------------------------------------------------
-# value types with their own error messages (translated to diagnostics in check.py)
-
-DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-SECRET_NAME = r"^[A-Z][A-Z0-9_]*$"
-# Identifiers that end up in argv, configs and unit files: no whitespace, quotes or shell syntax.
-SAFE_REF = r"^[A-Za-z0-9._~+=@:/-]+$"
-_dns = re.compile(DNS_LABEL)
-_safe = re.compile(SAFE_REF)
-
-
-def _label(max_len: int, what: str):
-    def check(value: Any) -> Any:
-        if not isinstance(value, str):
-            raise PydanticCustomError("stackc_type", "expected text, found {found}", {"found": _kind(value)})
-        if len(value) > max_len or not _dns.match(value):
-            raise PydanticCustomError(
-                "stackc_dns_label",
-                "`{value}` is not a valid {what}: use lowercase letters, digits and `-`, start with a "
-                "letter, end with a letter or digit, at most {max} characters",
-                {"value": value, "what": what, "max": max_len},
-            )
-        return value
-
-    return Annotated[
-        str,
-        BeforeValidator(check),
-        WithJsonSchema({"type": "string", "pattern": DNS_LABEL, "maxLength": max_len}),
-    ]
-
-
-def _safe_text(what: str, max_len: int = 300):
-    def check(value: Any) -> Any:
-        if not isinstance(value, str):
-            raise PydanticCustomError("stackc_type", "expected text, found {found}", {"found": _kind(value)})
-        if not value or len(value) > max_len or not _safe.match(value):
-            raise PydanticCustomError(
-                "stackc_unsafe_text",
-                "`{value}` is not a valid {what}: only letters, digits and `._~+=@:/-` are allowed",
-                {"value": value[:80], "what": what},
-            )
-        return value
-
-    return Annotated[
-        str, BeforeValidator(check), WithJsonSchema({"type": "string", "pattern": SAFE_REF, "maxLength": max_len})
-    ]
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, (int, float)):
-        return f"the number `{value}`"
-    if isinstance(value, str):
-        return f"the text `{value[:60]}`"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise PydanticCustomError("stackc_size", "expected a size like `64GiB`, found {found}", {"found": _kind(value)})
-    try:
-        return parse_size(value)
-    except ValueError:
-        raise PydanticCustomError(
-            "stackc_size", "`{value}` is not a size: write a number and a unit, like `64GiB` or `500GB`",
-            {"value": value},
-        ) from None
-
-
-Size = Annotated[
-    int,
-    BeforeValidator(_size),
-    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["64GiB", "500GB"]}),
-]
-
-
-def _rate(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, str) or not value.strip().endswith("/s"):
-        raise PydanticCustomError("stackc_rate", "expected a rate like `500MB/s` or `2GiB/s`, found {found}",
-                                  {"found": _kind(value)})
-    try:
-        return parse_size(value.strip()[:-2])
-    except ValueError:
-        raise PydanticCustomError(
-            "stackc_rate", "`{value}` is not a rate: write a size per second, like `500MB/s` or `2GiB/s`",
-            {"value": value},
-        ) from None
-
-
-Rate = Annotated[
-    int,
-    BeforeValidator(_rate),
-    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN[:-1] + "/s$", "examples": ["500MB/s", "2GiB/s"]}),
-]
-
-StackName = _label(30, "stack name")
-ModelName = _label(20, "model name")
-EnvName = _label(30, "environment name")
-OverflowName = _label(30, "overflow name")
-ServedName = _safe_text("served model name", 200)
-ModelRef = _safe_text("model reference", 300)
-ImageRef = _safe_text("image reference", 300)
-Revision = _safe_text("revision", 100)
-
-SecretName = Annotated[str, Field(pattern=SECRET_NAME, max_length=64)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False, defer_build=True)
-
-
-class _Deferred(_Strict):
-    """A model whose validator pydantic builds on first use, not at import: the overlay models
-    (`defaults:`, `environments:`), which a spec without those keys never needs."""
-
-    model_config = ConfigDict(defer_build=True)
+# the models
 
 
 class SecretRef(_Strict):
@@ -449,80 +321,6 @@ class Observability(_Strict):
     gpu_metrics: bool = Field(False, description="The NVIDIA DCGM exporter (implies `metrics`).")
 
 
-K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
-LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
-                                max_length=253)]
-LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
-
-
-class Kubernetes(_Strict):
-    """Settings only the helm target reads: how the cluster names GPUs, stores models, scrapes metrics."""
-
-    namespace: Optional[K8sName] = Field(None, description="The namespace the README's `helm install` uses; default: the stack's name.")
-    gpu_label: LabelKey = Field(
-        "nvidia.com/gpu.product",
-        description="The node label that names the GPU model: `nvidia.com/gpu.product` (GPU feature discovery, the "
-        "NVIDIA GPU Operator), `cloud.google.com/gke-accelerator` on GKE; its value comes from the catalog.")
-    gpu_label_value: Optional[LabelValue] = Field(
-        None, description="The label's value for this GPU, when the catalog has none for `gpu_label`.")
-    runtime_class: Optional[K8sName] = Field(
-        "nvidia", description="The RuntimeClass of GPU pods (the GPU Operator's `nvidia`); `null` where the cluster has none (GKE).")
-    storage_class: Optional[K8sName] = Field(None, description="The StorageClass of the model-cache claims; default: the cluster's default.")
-    model_cache_claim: Optional[K8sName] = Field(
-        None, description="An existing PersistentVolumeClaim every model reads its weights from, instead of one claim per model.")
-    storage_read: Optional[Rate] = Field(
-        None, gt=0, description="How fast the model-cache claims read (network storage in most clusters), e.g. "
-        "`500MB/s`: the startup probe allows for reading the weights at this rate. Default 125 MiB/s (gp3's, "
-        "and about a balanced persistent disk's).",
-    )
-    model_cache_access: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
-        "ReadWriteOnce", description="The access mode of the model-cache claims (the existing one's, or the ones stackc asks "
-        "for); a claim that replicas on several nodes share must be `ReadWriteMany`.")
-    prometheus_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9._~:/%-]+$", max_length=300)] = Field(
-        "http://prometheus-operated.monitoring.svc:9090", description="The Prometheus KEDA queries for autoscaling.")
-    service_monitor_labels: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, description="Labels your Prometheus selects ServiceMonitors by, e.g. `{release: kube-prometheus-stack}`.")
-    secret_template: bool = Field(
-        False, description="Also emit the Secret `<stack>-secrets` with every declared key and empty values, to fill in after install.")
-
-
-HostPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/+-]*$", max_length=200)]
-IPv4 = Annotated[str, Field(pattern=r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$")]
-
-
-class Systemd(_Strict):
-    """Settings only the systemd target reads: where engines are installed, which systemd the hosts
-    run, and the nodes' private addresses."""
-
-    systemd_version: Annotated[int, Field(ge=252, le=999)] = Field(
-        252, description="The oldest systemd on the hosts; no newer directive is emitted (252: Debian 12).")
-    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,30}$")] = Field(
-        "stackc", description="The system user every service runs as; it owns the model cache.")
-    vllm_venv: HostPath = Field("/opt/stackc/vllm", description="The virtual environment vLLM is installed in.")
-    sglang_venv: HostPath = Field("/opt/stackc/sglang", description="The virtual environment SGLang is installed in.")
-    gateway_venv: HostPath = Field(
-        "/opt/stackc/litellm", description="The virtual environment of the gateway (`litellm[proxy]`, the release the images pin).")
-    llama_server: HostPath = Field("/usr/local/bin/llama-server", description="The `llama-server` binary.")
-    ollama: HostPath = Field("/usr/local/bin/ollama", description="The `ollama` binary.")
-    container_runtime: Literal["podman", "docker"] = Field(
-        "podman", description="Runs what does not ship natively (TGI, TensorRT-LLM, download jobs, Grafana, the DCGM exporter, Open WebUI).")
-    node_addresses: list[IPv4] = Field(
-        default_factory=list, description="The nodes' private addresses, node-0 first: required for more than one node.")
-
-
-class Terraform(_Strict):
-    """Settings only the terraform target reads."""
-
-    subnet_cidr: Annotated[str, Field(pattern=r"^10\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.0/(1[6-9]|2[0-4])$")] = Field(
-        "10.42.0.0/24", description="The nodes' subnet (created by the module, or the existing one its variables name); "
-        "node i gets the address .10+i in it.")
-    root_volume_gib: Annotated[int, Field(ge=50, le=16384)] = Field(
-        100, description="Disk for the system, engines and their caches, before the model cache and the KV-cache disk tier are added.")
-    boot: Literal["systemd", "compose"] = Field(
-        "systemd", description="What each machine runs: the systemd target's units (engines installed natively), or "
-        "the compose target's stack (one machine only; engines in their pinned images).")
-
-
 class K8sSecret(_Strict):
     """Where a secret lives in Kubernetes, when not in `<stack>-secrets`."""
 
@@ -566,126 +364,4 @@ class Stack(_Strict):
     )
 
 
-# Partial models for `defaults:` and `environments:` are generated, so they never drift from
-# the full ones: every field optional, nested mappings partial too (they merge key by key).
-_partials: dict[type, type] = {}
-
-
-def _partial(cls: type[BaseModel], *, keep_required: tuple[str, ...] = (), drop: tuple[str, ...] = (),
-             name: str | None = None, extra: dict | None = None) -> type[BaseModel]:
-    key = (cls, keep_required, drop, name)
-    if key in _partials:
-        return _partials[key]
-    fields: dict[str, Any] = {}
-    for field_name, info in cls.model_fields.items():
-        if field_name in drop:
-            continue
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation not in (SecretRef, ReplicaRange):
-            annotation = _partial(annotation)
-        elif _optional_model(annotation):
-            annotation = _partial(_optional_model(annotation))
-        meta = [m for m in info.metadata]
-        ann = Annotated[tuple([annotation] + meta)] if meta else annotation  # type: ignore[misc]
-        if field_name in keep_required:
-            fields[field_name] = (ann, Field(description=info.description))
-        else:
-            fields[field_name] = (Optional[ann], Field(None, description=info.description))
-    for field_name, spec in (extra or {}).items():
-        fields[field_name] = spec
-    model = create_model(name or f"{cls.__name__}Overlay", __base__=_Deferred, __doc__=cls.__doc__, **fields)
-    _partials[key] = model
-    return model
-
-
-def _optional_model(annotation: Any) -> type[BaseModel] | None:
-    args = getattr(annotation, "__args__", None)
-    if not args or type(None) not in args:
-        return None
-    others = [a for a in args if a is not type(None)]
-    if len(others) == 1 and isinstance(others[0], type) and issubclass(others[0], BaseModel):
-        if others[0] in (SecretRef, Tiering, ReplicaRange):
-            return None
-        return others[0]
-    return None
-
-
-# The file-level models (`defaults:`, `environments:` and the file itself) are made the first
-# time one is asked for (`spec.StackFile`): a spec without those keys is checked against
-# `Stack` alone and never pays for them.
-_FILE_MODELS = ("ModelDefaults", "ModelOverlay", "HardwareOverlay", "GatewayOverlay", "ObservabilityOverlay",
-                "TieringOverlay", "KubernetesOverlay", "SystemdOverlay", "TerraformOverlay", "EnvironmentOverlay",
-                "StackFile")
-
-
-def _file_models() -> dict[str, type[BaseModel]]:
-    if "StackFile" in globals():
-        return {name: globals()[name] for name in _FILE_MODELS}
-    ModelDefaults = _partial(Model, drop=("name", "model", "served_names", "enabled"), name="ModelDefaults")
-    ModelDefaults.__doc__ = "Values for every model field a model leaves unset."
-    ModelOverlay = _partial(Model, keep_required=("name",), name="ModelOverlay")
-    ModelOverlay.__doc__ = (
-        "An environment's change to one model, matched by `name`: fields merge into the base entry; "
-        "changing `engine` or `model` replaces the entry; `enabled: false` removes it."
-    )
-    HardwareOverlay = _partial(Hardware, name="HardwareOverlay")
-    GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
-    ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
-    TieringOverlay = _partial(Tiering, name="TieringOverlay")
-    KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
-    SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
-    TerraformOverlay = _partial(Terraform, name="TerraformOverlay")
-
-    class EnvironmentOverlay(_Deferred):
-        """Changes merged onto the base document for one environment (see Overlays in the docs)."""
-
-        defaults: Optional[ModelDefaults] = Field(None, description="Changes to `defaults:`.")  # type: ignore[valid-type]
-        hardware: Optional[HardwareOverlay] = Field(None, description="Changes to `hardware:`.")  # type: ignore[valid-type]
-        models: Optional[list[ModelOverlay]] = Field(None, description="Changes to models, matched by `name`.")  # type: ignore[valid-type]
-        tiering: Optional[TieringOverlay] = Field(None, description="Changes to `tiering:`; `null` removes it.")  # type: ignore[valid-type]
-        gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
-        observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
-        kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
-        systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
-        terraform: Optional[TerraformOverlay] = Field(None, description="Changes to `terraform:`.")  # type: ignore[valid-type]
-        secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
-
-    class StackFile(Stack):
-        """A stack spec file: the base stack, `defaults:` for its models, and environment overlays."""
-
-        model_config = ConfigDict(defer_build=True)
-
-        defaults: Optional[ModelDefaults] = Field(  # type: ignore[valid-type]
-            None, description="Values for every model field a model (after overlays) leaves unset."
-        )
-        environments: dict[EnvName, EnvironmentOverlay] = Field(
-            default_factory=dict, description="Overlays merged onto the base document, one per environment."
-        )
-
-    made = {name: value for name, value in locals().items() if name in _FILE_MODELS}
-    globals().update(made)
-    return made
-
-
-def __getattr__(name: str):
-    if name in _FILE_MODELS:
-        return _file_models()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-FILE_ONLY = ("defaults", "environments")  # the keys a spec file has beyond one stack
-
-
-def file_model(keys) -> type[Stack]:
-    """The model a spec file with these top-level keys is checked against: `Stack` when it has
-    neither `defaults:` nor `environments:` (the same answer, without building the overlay
-    models), else `StackFile`. Diagnostics always come from `StackFile`."""
-    return _file_models()["StackFile"] if any(k in keys for k in FILE_ONLY) else Stack
-
-
-def json_schema() -> dict:
-    schema = _file_models()["StackFile"].model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://stackc.dev/schemas/stack.schema.json"
-    schema["title"] = "stackc stack spec v1"
-    return schema
+FILE_ONLY = ("defaults", "environments")  # the keys a spec file has beyond one stack (spec_file.py)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stackc import check, source
-from stackc.spec import Stack, StackFile
+from stackc.spec import Stack
+from stackc.spec_file import StackFile
 
 BASE = """\
 stack: v1

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from stackc import catalog, spec
+from stackc import catalog, spec_file
 from stackc.cli import app
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -64,7 +64,7 @@ def _vocabulary() -> tuple[list[str], list[str]]:
                 keys.add(name)
                 visit(field.annotation)
 
-    visit(spec.StackFile)
+    visit(spec_file.StackFile)
     return sorted(keys), sorted(values)
 
 
@@ -362,7 +362,7 @@ class _Example:
             for i, child in enumerate(node.value):
                 self._walk(child, path + (i,))
         elif isinstance(node, MappingNode):
-            cls = check.model_at_path(spec.StackFile, self.data or {}, path) if path else spec.StackFile
+            cls = check.model_at_path(spec_file.StackFile, self.data or {}, path) if path else spec_file.StackFile
             if cls is not None and node.value:
                 entries = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
                 self.maps.append((node.value[0][0].start_mark.index, bool(node.flow_style), entries, cls))

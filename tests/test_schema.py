@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from stackc.spec import json_schema
+from stackc.spec_file import json_schema
 
 from .conftest import ROOT, example_specs, run_cli, run_tool, tool
 

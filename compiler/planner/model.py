@@ -109,7 +109,7 @@ def start_up(p: Plan, placement: Optional[dict]) -> None:
     model sharing it has had min(b, its own size) read (replicas of one model read the same files)."""
     stack = p.stack
     cache = sum(int(mp.download_bytes * 1.1) for mp in p.models)
-    from ..spec import Terraform
+    from ..spec_targets import Terraform
 
     root = (stack.spec.terraform or Terraform()).root_volume_gib
     p.storage = storage.model_cache(stack.provider, p.instance, stack.disk_read, cache, root)
