@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic
-from .source import Located, SpanIndex
+from .located import Located, SpanIndex
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str | None:

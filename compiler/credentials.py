@@ -14,7 +14,7 @@ import re
 from typing import Iterator, Optional
 
 from .diagnostics import Diagnostic, Span
-from .source import YMap, YNode, YScalar, YSeq
+from .located import YMap, YNode, YScalar, YSeq
 
 _B = r"(?<![A-Za-z0-9])"
 TOKEN_SHAPES = [  # (what it is, pattern)

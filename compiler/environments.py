@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .check import did_you_mean
 from .diagnostics import Diagnostic
-from .source import YEntry, YMap, YNode, YScalar, YSeq
+from .located import YEntry, YMap, YNode, YScalar, YSeq
 
 REPLACING_FIELDS = ("engine", "model")
 

@@ -13,7 +13,8 @@ from typing import Optional
 from . import catalog as catalog_mod
 from . import check, credentials, environments, source
 from .diagnostics import Diagnostic, has_errors
-from .source import Document, SpanIndex, SourceError
+from .located import SpanIndex, YMap, to_data
+from .source import Document, SourceError
 
 
 @dataclass
@@ -64,7 +65,7 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
         except OSError:
             pass
         return Session(path, display, None, [exc.diagnostic], sources)
-    data = source.to_data(doc.root)
+    data = to_data(doc.root)
     # a file without `defaults:` or `environments:` is one stack: checked as that, the file's own
     # models are never built; any error is worded against the whole file, as always
     whole = not isinstance(data, dict) or any(k in data for k in FILE_ONLY)
@@ -92,10 +93,10 @@ def analyse(session: Session, env: Optional[str], upto: str = "lower") -> Unit:
         merged, diags = environments.apply_environment(doc.root, env)
         unit.diagnostics += diags
     else:
-        merged = source.YMap(doc.root.span, {k: e for k, e in doc.root.entries.items() if k != "environments"})
+        merged = YMap(doc.root.span, {k: e for k, e in doc.root.entries.items() if k != "environments"})
     merged = environments.apply_defaults(merged)
     spans = SpanIndex(merged)
-    stack, diags = check.validate(Stack, source.to_data(merged), spans)
+    stack, diags = check.validate(Stack, to_data(merged), spans)
     unit.diagnostics += diags
     if stack is None or not unit.ok:
         return unit

@@ -18,7 +18,7 @@ from .catalog.local import ConfigError, from_architecture, from_config
 from .check import did_you_mean
 from .diagnostics import Diagnostic, Span
 from .engines.base import Engine, Version, parse_version, version_text
-from .source import SpanIndex
+from .located import SpanIndex
 from .spec import Model, SecretRef, Stack
 
 TIERS = {

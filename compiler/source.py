@@ -11,106 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .diagnostics import Diagnostic, Span
+from .limits import MAX_DEPTH, MAX_NODES, check_expansion, check_flow_depth, span_of, too_deep, too_many
+from .located import SourceError, SpanIndex, mark_span, point, YEntry, YMap, YNode, YScalar, YSeq
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_NODES = 200_000  # values after alias expansion; the largest real spec has a few thousand
-MAX_DEPTH = 100  # collections inside one another; a real spec nests fewer than 10
 MAX_DIGITS = 1000  # in an integer literal; a spec's largest number has 16, and Python refuses to print 4,300
-
-Path = tuple  # of str keys and int indexes, e.g. ("models", 0, "name")
-
-
-@dataclass(eq=False)
-class YNode:
-    """A value in the document with the span it was written at."""
-
-    span: Span
-
-
-@dataclass(eq=False)
-class YScalar(YNode):
-    value: Any
-
-
-@dataclass(eq=False)
-class YSeq(YNode):
-    items: list[YNode] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class YEntry:
-    key: str
-    key_span: Span
-    value: YNode
-
-
-@dataclass(eq=False)
-class YMap(YNode):
-    entries: dict[str, YEntry] = field(default_factory=dict)
-
-    def get(self, key: str) -> YNode | None:
-        entry = self.entries.get(key)
-        return entry.value if entry else None
-
-
-def to_data(node: YNode) -> Any:
-    """The plain Python value of a node (dicts, lists, scalars)."""
-    if isinstance(node, YMap):
-        return {k: to_data(e.value) for k, e in node.entries.items()}
-    if isinstance(node, YSeq):
-        return [to_data(i) for i in node.items]
-    return node.value  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where one path of the document was written: its key (if any) and its value."""
-
-    value: Span
-    key: Span | None = None
-
-    @property
-    def primary(self) -> Span:
-        """The span a diagnostic should underline: a scalar itself, else its key."""
-        return self.value if self.key is None or self.value.end_line == self.value.line else self.key
-
-
-class SpanIndex:
-    """Maps a path like ("models", 0, "gpus") to where it was written."""
-
-    def __init__(self, root: YNode):
-        self._spans: dict[Path, Located] = {}
-        self._walk(root, (), None)
-
-    def _walk(self, node: YNode, path: Path, key: Span | None) -> None:
-        self._spans[path] = Located(node.span, key)
-        if isinstance(node, YMap):
-            for k, e in node.entries.items():
-                self._walk(e.value, path + (k,), e.key_span)
-        elif isinstance(node, YSeq):
-            for i, item in enumerate(node.items):
-                self._walk(item, path + (i,), None)
-
-    def exact(self, path: Path) -> Located | None:
-        return self._spans.get(tuple(path))
-
-    def nearest(self, path: Path) -> tuple[Located, Path]:
-        """The location of `path`, or of its nearest parent that was written."""
-        path = tuple(path)
-        while path not in self._spans and path:
-            path = path[:-1]
-        return self._spans[path], path
-
-
-class SourceError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
-        super().__init__(diagnostic.message)
-        self.diagnostic = diagnostic
-
 
 @dataclass
 class Document:
@@ -128,29 +37,6 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
     "tag:yaml.org,2002:timestamp",
 }
-
-
-def _span(file: str, start, end) -> Span:
-    end_line, end_col = end.line + 1, end.column + 1
-    if end.line > start.line and end.column == 0:
-        # ruamel puts the end of a block collection at the start of the next line
-        end_line, end_col = end.line, 10_000
-    return Span(file, start.line + 1, start.column + 1, end_line, max(end_col, start.column + 2))
-
-
-_LONE_CR = re.compile(r"\r(?!\n)")
-
-
-def _point(file: str, text: str, offset: int) -> Span:
-    """The one-character span at `offset`, with lines counted as the parser counts them (`\\n`, `\\r\\n`
-    or a lone `\\r`), so that it agrees with the spans of every other diagnostic."""
-    offset = max(0, min(offset, len(text)))
-    if offset and text[offset - 1] == "\r" and text.startswith("\n", offset):
-        offset -= 1  # the `\\n` of a `\\r\\n` pair: the end of the line the `\\r` ends
-    line = text.count("\n", 0, offset) + len(_LONE_CR.findall(text, 0, offset)) + 1
-    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
-    col = offset - start + 1
-    return Span(file, line, col, line, col + 1)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -216,7 +102,7 @@ class _Builder:
         code = ord(lone[0])
         escape = re.compile(rf"\\(?:u|U0000){code:04x}", re.I)
         found = escape.search(self.text, node.start_mark.index, node.end_mark.index + 1)
-        where = _span_of(self.file, self.text, found.start(), found.end()) if found else span
+        where = span_of(self.file, self.text, found.start(), found.end()) if found else span
         partner = "a low surrogate (`\\udc00`-`\\udfff`) after it" if code < 0xDC00 else "a high surrogate before it"
         raise SourceError(
             Diagnostic.error(
@@ -234,11 +120,11 @@ class _Builder:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self.count += 1
-        span = _span(self.file, node.start_mark, node.end_mark)
+        span = mark_span(self.file, node.start_mark, node.end_mark)
         if depth > MAX_DEPTH:  # aliases count where they are used: a chain of them nests too
-            raise SourceError(_too_deep(self.file, span))
+            raise SourceError(too_deep(self.file, span))
         if self.count > MAX_NODES:
-            raise SourceError(_too_many(span))
+            raise SourceError(too_many(span))
         if isinstance(node, ScalarNode):
             if node.tag not in _SCALAR_TAGS:
                 raise SourceError(_bad_tag(span, node.tag))
@@ -275,7 +161,7 @@ class _Builder:
         result = YMap(span)
         merges: list[YMap] = []
         for key_node, value_node in node.value:
-            key_span = _span(self.file, key_node.start_mark, key_node.end_mark)
+            key_span = mark_span(self.file, key_node.start_mark, key_node.end_mark)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
@@ -315,103 +201,6 @@ class _Builder:
         return result
 
 
-def _too_many(span: Span) -> Diagnostic:
-    return Diagnostic.error(
-        "SC103",
-        f"the document expands to more than {MAX_NODES:,} values",
-        span,
-        label="aliases here multiply the document",
-        help="a stack spec needs no deeply nested aliases; write the values out or use `defaults:`",
-    )
-
-
-def _check_expansion(file: str, root) -> None:
-    """Count the values the document expands to and how deep it nests, each node once however
-    many aliases use it, and refuse a YAML bomb or an alias chain before building it: at the
-    innermost collection that by itself expands or nests past the limit."""
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
-    sizes: dict[int, tuple[int, int]] = {}  # id -> (values, levels), each capped just past its limit
-
-    def children(node) -> list:
-        if isinstance(node, SequenceNode):
-            return node.value
-        if isinstance(node, MappingNode):
-            return [v for _, v in node.value]
-        return []
-
-    def measure(node) -> tuple[int, int]:
-        known = sizes.get(id(node))
-        if known is None:
-            sizes[id(node)] = (1, 1)  # a node inside itself (never from the composer) counts once
-            inner = [measure(c) for c in children(node)]
-            known = sizes[id(node)] = (min(1 + sum(n for n, _ in inner), MAX_NODES + 1),
-                                       min(1 + max((d for _, d in inner), default=0), MAX_DEPTH + 2))
-        return known
-
-    values, levels = measure(root)
-    for limit, index, problem in ((MAX_NODES, 0, _too_many), (MAX_DEPTH + 1, 1, None)):
-        if (values, levels)[index] <= limit:
-            continue
-        node = root
-        while True:
-            big = next((c for c in children(node) if measure(c)[index] > limit), None)
-            if big is None:
-                span = _span(file, node.start_mark, node.end_mark)
-                raise SourceError(problem(span) if problem else _too_deep(file, span))
-            node = big
-
-
-def _too_deep(file: str, span: Span) -> Diagnostic:
-    return Diagnostic.error(
-        "SC103", f"the document nests more than {MAX_DEPTH} levels deep", span,
-        label="this value is too deep inside the others",
-        help="a stack spec is a few levels deep; flatten the structure (and check that no alias holds itself)",
-    )
-
-
-_FLOW = re.compile(r"[\[\]{}\"'#\n\\]")
-
-
-def _check_flow_depth(path: str, text: str) -> None:
-    """Refuse flow collections nested deeper than MAX_DEPTH before the parser reads them: its
-    scanner takes time in the square of the depth (seconds at a thousand), for no real spec.
-
-    A rough scan (quotes, comments, brackets) is enough: a plain scalar with a bracket in it
-    at worst counts one level too many, and a spec 100 levels deep is not a real one."""
-    depth, quote, comment, skip = 0, "", False, -1
-    for m in _FLOW.finditer(text):
-        c, i = m[0], m.start()
-        if comment:
-            comment = c != "\n"
-        elif quote == '"':
-            if c == "\\" and i != skip:
-                skip = i + 1
-            elif c == '"' and i != skip:
-                quote = ""
-        elif quote:
-            quote = "" if c == "'" else quote
-        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
-            comment = True
-        elif c in "\"'":
-            j = i - 1
-            while j >= 0 and text[j] in " \t":
-                j -= 1
-            if j < 0 or text[j] in ":-?,[{\n" or depth:
-                quote = c
-        elif c in "[{" and (depth or i == 0 or text[i - 1] in " \t\n:-?,"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise SourceError(_too_deep(path, _point(path, text, i)))
-        elif c in "]}" and depth:
-            depth -= 1
-
-
-def _span_of(file: str, text: str, start: int, end: int) -> Span:
-    first = _point(file, text, start)
-    return Span(file, first.line, first.col, first.line, first.col + max(1, end - start))
-
-
 def _bad_tag(span: Span, tag: str) -> Diagnostic:
     short = tag.replace("tag:yaml.org,2002:", "!!")
     return Diagnostic.error(
@@ -442,7 +231,7 @@ def read_text(path: str, data: bytes) -> str:
             Diagnostic.error(
                 "SC106",
                 "the file is not UTF-8 text",
-                _point(path, partial, len(partial)),
+                point(path, partial, len(partial)),
                 label=f"byte 0x{data[exc.start]:02x} here",
                 help="save the spec as UTF-8 text",
             )
@@ -453,7 +242,7 @@ def read_text(path: str, data: bytes) -> str:
             Diagnostic.error(
                 "SC106",
                 "the file contains a NUL byte: it looks binary, not YAML",
-                _point(path, text, offset),
+                point(path, text, offset),
                 help="pass the stack spec (a YAML text file)",
             )
         )
@@ -481,7 +270,7 @@ def _bad_character(path: str, text: str, exc) -> Diagnostic:
     return Diagnostic.error(
         "SC101",
         f"invalid YAML: the {kind} {name} is not allowed in a YAML file",
-        _point(path, text, exc.position),
+        point(path, text, exc.position),
         label="this character",
         help=f"delete it (editors often show it as nothing at all); a value that needs it writes the escape "
              f"`{escape}` inside double quotes",
@@ -507,7 +296,7 @@ def parse(path: str, text: str) -> Document:
         )
     import warnings
 
-    _check_flow_depth(path, text)
+    check_flow_depth(path, text)
     yaml = YAML(typ="safe", pure=True)
     try:
         with warnings.catch_warnings():
@@ -515,7 +304,7 @@ def parse(path: str, text: str) -> Document:
             nodes = list(yaml.compose_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        span = _point(path, text, 0) if mark is None else Span(
+        span = point(path, text, 0) if mark is None else Span(
             path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2
         )
         problem = (exc.problem or exc.context or "invalid YAML").strip()
@@ -554,13 +343,13 @@ def parse(path: str, text: str) -> Document:
             Diagnostic.error(
                 "SC108",
                 "the file holds more than one YAML document",
-                _span(path, second.start_mark, second.start_mark),
+                mark_span(path, second.start_mark, second.start_mark),
                 label="a second document starts here",
                 help="put one stack in each file; use `environments:` for variants",
             )
         )
     try:
-        _check_expansion(path, nodes[0])
+        check_expansion(path, nodes[0])
         root = _Builder(path, text).build(nodes[0])
     except RecursionError:
         raise SourceError(

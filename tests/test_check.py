@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackc import check, source
+from stackc import check, located, source
 from stackc.spec import Stack
 from stackc.spec_file import StackFile
 
@@ -20,7 +20,7 @@ models:
 
 def diagnose(text: str, cls=StackFile):
     doc = source.parse("s.yaml", text)
-    obj, diags = check.validate(cls, source.to_data(doc.root), doc.spans)
+    obj, diags = check.validate(cls, located.to_data(doc.root), doc.spans)
     return obj, diags
 
 

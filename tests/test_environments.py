@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackc import environments, source
+from stackc import environments, located, source
 
 BASE = """\
 stack: v1
@@ -19,7 +19,7 @@ tiering: {routing: least-load}
 def resolved(overlay: str, env: str = "e"):
     doc = source.parse("s.yaml", BASE + "environments:\n  e:\n" + overlay)
     merged, diags = environments.apply_environment(doc.root, env)
-    return source.to_data(environments.apply_defaults(merged)), diags
+    return located.to_data(environments.apply_defaults(merged)), diags
 
 
 def test_mappings_merge_key_by_key():
@@ -82,7 +82,7 @@ def test_defaults_fill_only_unset_fields():
 def test_spans_come_from_where_values_were_written():
     doc = source.parse("s.yaml", BASE + "environments:\n  e:\n    hardware: {nodes: 2}\n")
     merged, _ = environments.apply_environment(doc.root, "e")
-    spans = source.SpanIndex(merged)
+    spans = located.SpanIndex(merged)
     assert spans.exact(("hardware", "nodes")).value.line == 11
     assert spans.exact(("hardware", "gpu")).value.line == 4
 

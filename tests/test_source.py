@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackc.source import MAX_FILE_BYTES, SourceError, YMap, YSeq, load, parse, read_text, to_data
+from stackc.located import YMap, YSeq, to_data
+from stackc.source import MAX_FILE_BYTES, SourceError, load, parse, read_text
 
 
 def code_of(text: str) -> str:
