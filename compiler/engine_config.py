@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .catalog import GpuInfo
-from .engines.base import artifact_dir
+from .engines.downloads import artifact_dir
 from .ir import EngineConfig, KvOffload
 from .plan import Settings
 from .resolve import ResolvedModel

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Optional
 
 from . import components, hosts as host_runs, images, routing
-from .engines.base import DownloadStep
+from .engines.downloads import DownloadStep
 from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode, Mount,
                  Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
 from .placement import demands_of, place, place_plan

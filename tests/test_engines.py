@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from stackc import engines
-from stackc.engines.base import normalise_flag, parse_version, render_args
+from stackc.engines.base import parse_version
+from stackc.engines.flags import normalise_flag, render_args
 from stackc.ir import EngineConfig
 
 BASE = EngineConfig(
@@ -162,7 +163,7 @@ def _kept(path: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool
 @pytest.mark.parametrize("repo", sorted(REPO_TREES))
 def test_downloads_fetch_only_what_the_engine_loads(repo):
     from stackc.artifacts import Artifact
-    from stackc.engines.base import hf_patterns
+    from stackc.engines.downloads import hf_patterns
 
     include, exclude = hf_patterns(BASE, Artifact("hf", repo))
     for path in REPO_TREES[repo]["keep"]:
@@ -173,7 +174,7 @@ def test_downloads_fetch_only_what_the_engine_loads(repo):
 
 def test_a_repo_with_only_pytorch_weights_downloads_them_and_remote_code_only_when_trusted():
     from stackc.artifacts import Artifact
-    from stackc.engines.base import hf_patterns
+    from stackc.engines.downloads import hf_patterns
 
     include, exclude = hf_patterns(BASE, Artifact("hf", "BAAI/bge-m3", weight_files="bin"))
     assert _kept("pytorch_model.bin", include, exclude) and not _kept("onnx/model.onnx_data", include, exclude)
@@ -281,6 +282,6 @@ def test_replicas_behind_the_router_run_inside_the_drain_wrapper(tmp_path):
 
 def test_a_word_ending_in_a_newline_is_quoted_for_the_shell():
     """`$` matches before a final newline: a plain-looking word with one would end the command."""
-    from stackc.engines.base import sh_quote
+    from stackc.engines.downloads import sh_quote
 
     assert sh_quote("abc\n") == "'abc\n'" and sh_quote("abc") == "abc"

@@ -12,8 +12,9 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, curl_probe,
-                   python_hf_download, render_args, sh_quote)
+from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, curl_probe
+from .downloads import DownloadStep, python_hf_download, sh_quote
+from .flags import render_args
 
 
 class LlamaCpp(Engine):
@@ -97,7 +98,7 @@ class LlamaCpp(Engine):
         if artifact.kind == "local":
             return None
         if artifact.kind == "s3":
-            from .base import s3_download
+            from .downloads import s3_download
 
             return s3_download(artifact, ec)
         return python_hf_download(ec, artifact)

@@ -12,7 +12,8 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, sh_quote
+from .base import GIB, Budget, BudgetInputs, Engine, Release
+from .downloads import DownloadStep, sh_quote
 
 
 class Ollama(Engine):

@@ -11,7 +11,9 @@ from typing import Optional
 from .. import images
 from ..catalog import GpuInfo
 from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, adapter_path, curl_probe, render_args
+from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, curl_probe
+from .downloads import adapter_path
+from .flags import render_args
 from ..ir import Health
 
 

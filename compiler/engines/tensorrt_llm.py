@@ -12,8 +12,9 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Resources
-from .base import (GIB, Budget, BudgetInputs, DownloadStep, Engine, Release, Version, hf_download_command, hf_patterns,
-                   local_dir, render_args)
+from .base import GIB, Budget, BudgetInputs, Engine, Release, Version
+from .downloads import DownloadStep, hf_download_command, hf_patterns, local_dir
+from .flags import render_args
 
 
 class TensorRtLlm(Engine):
@@ -89,7 +90,7 @@ class TensorRtLlm(Engine):
 
     def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
         if artifact.kind != "hf":
-            from .base import default_download
+            from .downloads import default_download
 
             return default_download(ec, artifact, image, hf_cli=("hf",))
         # trtllm-serve takes no revision: fetch a pinned snapshot into a directory and serve that

@@ -11,7 +11,9 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..ir import EngineConfig, Health, Resources
-from .base import GIB, DownloadStep, Engine, Release, adapter_path, curl_probe, render_args
+from .base import GIB, Engine, Release, curl_probe
+from .downloads import DownloadStep, adapter_path
+from .flags import render_args
 
 
 class Tgi(Engine):
@@ -71,7 +73,7 @@ class Tgi(Engine):
 
     def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
         if artifact.kind != "hf":
-            from .base import default_download
+            from .downloads import default_download
 
             return default_download(ec, artifact, image, hf_cli=("hf",))
         cmd = ["download-weights", artifact.ref]

@@ -25,8 +25,10 @@ from .. import images
 from ..catalog import GpuInfo
 from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources, SecretRef
 from ..memory import KvShape, kv_layer_groups
-from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version, adapter_path, blocks,
-                   forward_activation_bytes, render_args, version_text)
+from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version, blocks, forward_activation_bytes,
+                   version_text)
+from .downloads import adapter_path
+from .flags import render_args
 
 # Bytes per element of the [max_num_seqs, vocab] logits the profiling run pushes through the
 # sampler, at its peak. vLLM's own top-k/top-p path (v1 `apply_top_k_top_p`) holds the 16-bit
