@@ -25,6 +25,8 @@ from dataclasses import replace
 from typing import Optional
 
 from . import locks
+from .engines import get as get_engine
+from .engines.flags import set_flag
 from .ir import Endpoint, HostRun, Hosts, Install, Service, Volume
 from .spec import Stack
 from .spec_targets import Systemd
@@ -34,8 +36,6 @@ MEMORY_HEADROOM = 1.25  # an engine's memory cap over the host memory the planne
 LOOPBACK = "127.0.0.1"
 CACHE_VOLUME = "models"
 
-# engines that run from their own install, and the program that replaces the image's entrypoint
-NATIVE_ENGINES = ("vllm", "sglang", "llama.cpp", "ollama")
 # how a component is told where to listen: flags it takes, or variables it reads
 LISTEN_FLAGS = {"gateway": ("--host", "--port")}
 LISTEN_ARG = {"metrics": "--web.listen-address={bind}:{port}"}
@@ -44,7 +44,6 @@ LISTEN_ENV = {"dashboards": (("GF_SERVER_HTTP_ADDR", "{bind}"), ("GF_SERVER_HTTP
               "gpu-metrics": (("DCGM_EXPORTER_LISTEN", "{bind}:{port}"),)}
 NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("/usr/bin/prometheus",)}
 APT_PACKAGES = {"router": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
-OLLAMA_ARCHIVE = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-amd64.tgz"
 
 
 def settings(spec: Stack) -> Systemd:
@@ -157,16 +156,8 @@ def installs(x: Service, s: Systemd, hosts: Hosts, run: HostRun) -> tuple[Instal
     if x.role in APT_PACKAGES:
         out.append(Install("apt", APT_PACKAGES[x.role]))
     ec = x.engine
-    if x.role == "engine" and ec is not None and ec.engine in ("vllm", "sglang"):
-        lmcache = ec.kv_mechanism == "lmcache"
-        lock = locks.engine_lock(ec.engine, ec.version, lmcache)
-        venv = s.vllm_venv if ec.engine == "vllm" else s.sglang_venv
-        out += [Install("apt", "python3-venv"),
-                Install("venv", venv, lock.file if lock else "", lock.requirement if lock else
-                        locks.requirement(ec.engine, ec.version, lmcache))]
-    elif x.role == "engine" and ec is not None and ec.engine == "ollama":
-        version = ".".join(map(str, ec.version))
-        out.append(Install("archive", s.ollama.rsplit("/bin/", 1)[0], requirement=OLLAMA_ARCHIVE.format(version=version)))
+    if x.role == "engine" and ec is not None:
+        out += get_engine(ec.engine).host_installs(ec, s)
     elif x.role == "gateway":
         out += [Install("apt", "python3-venv"),
                 Install("venv", s.gateway_venv, locks.GATEWAY.file, locks.GATEWAY.requirement)]
@@ -180,13 +171,14 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
     env = [(k, remap(v, table) if isinstance(v, str) else v) for k, v in x.env]
     args = [remap(a, table) for a in x.command]
     home = f"{hosts.state_dir}/{x.group or x.name}"
-    engine = x.engine.engine if x.engine else None
-    if x.role == "engine" and engine in NATIVE_ENGINES:
-        assert x.engine is not None and port is not None
-        argv, env = native_engine(engine, s, args, env, bind, port)
-        if x.drain is not None:  # the wrapper from the venv's own Python, its agent beside the engine's port
+    engine = get_engine(x.engine.engine) if x.engine else None
+    if x.role == "engine" and engine is not None and engine.runs_natively:
+        assert port is not None
+        argv, env = engine.native_command(args, env, bind, port, s)
+        if x.drain is not None:  # the wrapper from the engine's own Python, its agent beside the engine's port
             script = next(h for inside, h, _ in table if inside == x.drain.path)
-            python = f"{s.vllm_venv if engine == 'vllm' else s.sglang_venv}/bin/python3"
+            python = engine.native_python(s)
+            assert python is not None, f"{engine.name} is drained but runs no Python of its own"
             argv = [python, script, "--agent", f"{bind}:{agent_port(x, port)}", "--wait", str(x.drain.wait_s), "--", *argv]
         if x.gpus is not None:
             visible = ",".join(map(str, x.gpus.indices))
@@ -199,7 +191,7 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
     if x.role == "gateway":
         flag_host, flag_port = LISTEN_FLAGS["gateway"]
         argv = [f"{s.gateway_venv}/bin/litellm", *args, flag_host, bind]
-        argv = _set_flag(argv, flag_port, str(port))
+        argv = set_flag(argv, flag_port, str(port))
         env += [("HOME", home)]
         return HostRun(tuple(argv), tuple(env), False, bind, port, tuple(sorted(set(writable) | {home})), readable)
     if x.role in NATIVE_COMPONENTS:
@@ -211,35 +203,6 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
             argv = program + args + [LISTEN_ARG[x.role].format(bind=bind, port=port)]
         return HostRun(tuple(argv), tuple(env), False, bind, port, writable, readable)
     return container_run(x, hosts, table, list(x.env), bind, port, writable, readable)
-
-
-def native_engine(engine: str, s: Systemd, args: list[str], env: list, bind: str, port: int) -> tuple[list[str], list]:
-    if engine == "vllm":
-        return [f"{s.vllm_venv}/bin/vllm", "serve", *_listen(args, bind, port)], env
-    if engine == "sglang":
-        return [f"{s.sglang_venv}/bin/python3", "-m", "sglang.launch_server", *_listen(args, bind, port)], env
-    if engine == "llama.cpp":  # one shell line that finds the GGUF file after the download
-        line = args[0].replace("/app/llama-server", s.llama_server, 1)
-        line = re.sub(r"--host \S+", f"--host {bind}", line)
-        line = re.sub(r"--port \S+", f"--port {port}", line)
-        return ["/bin/sh", "-c", line], env
-    env = [(k, f"{bind}:{port}" if k == "OLLAMA_HOST" else v) for k, v in env]
-    return [s.ollama, *args], env
-
-
-def _listen(args: list[str], bind: str, port: int) -> list[str]:
-    return _set_flag(_set_flag(args, "--host", bind), "--port", str(port))
-
-
-def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
-    out = list(args)
-    if flag in out:
-        out[out.index(flag) + 1] = value
-    elif any(a.startswith(flag + "=") for a in out):
-        out = [f"{flag}={value}" if a.startswith(flag + "=") else a for a in out]
-    else:
-        out += [flag, value]
-    return out
 
 
 def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], env: list, bind: str,

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Optional
 
 from ..artifacts import Artifact
 from ..catalog import GpuInfo
+from ..compat import Rule, Support
 
 if TYPE_CHECKING:
+    from ..ir import Install
+    from ..spec_targets import Systemd
     from ..catalog import ModelInfo
     from ..memory import KvShape
 from ..images import Image
@@ -107,6 +110,14 @@ class Engine:
     container_model_dir: str = "/models"
     options_path: str = ""  # where the engine reads an options file, for engines that take one
     offloads_layers: bool = False  # can keep layers that do not fit in host memory (llama.cpp, Ollama)
+    splits_layers: bool = False  # spreads layers over GPUs (no head split: any GPU count divides it)
+    pipeline_parallel: bool = False  # runs one replica's pipeline stages across nodes
+    shares_gpu: bool = False  # takes a fixed memory share, so two small models can split one GPU
+    kv_fp8: bool = True  # has an fp8 KV cache (llama.cpp and Ollama: q8_0 instead)
+    support: Support = Support(("nvidia",), ("generate",), False, False, True)  # vendors, tasks, features
+    quantization_rules: tuple[Rule, ...] = ()  # which quantization runs on which GPU (compat.Rule)
+    online_quantization: tuple[str, ...] = ()  # formats it makes from unquantized weights while loading
+    runs_natively: bool = False  # on a host without an orchestrator: its own install, not its image
     # the program its image runs when the service names none (the drain wrapper runs it itself)
     image_entrypoint: tuple[str, ...] = ()
     # Python in the image and the host install: the drain wrapper can run around the engine
@@ -285,6 +296,21 @@ class Engine:
     def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
         """How to fill the model cache before the engine starts; None if nothing to fetch."""
         return default_download(ec, artifact, image, hf_cli=("hf",))
+
+    # ---- on a host without an orchestrator (systemd, a cloud machine's boot)
+
+    def native_command(self, args: list[str], env: list, bind: str, port: int, s: "Systemd") -> tuple[list[str], list]:
+        """The argv and environment that run the engine from its own install on a host, listening
+        on `bind:port`: `args` are the flags it takes in its image."""
+        raise NotImplementedError(f"{self.name} runs from its image on hosts")
+
+    def native_python(self, s: "Systemd") -> Optional[str]:
+        """The Python of its own install (the drain wrapper runs with it), for engines that have one."""
+        return None
+
+    def host_installs(self, ec: EngineConfig, s: "Systemd") -> list["Install"]:
+        """What a host must have installed to run it natively (a venv from a hashed lock, a release archive)."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -29,3 +29,20 @@ def render_args(args: dict[str, Any], negate_prefix: str = "--no-") -> list[str]
         else:
             out += [flag, str(value)]
     return out
+
+
+def set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with `flag` set to `value`: replaced where it is given (`--flag v` or `--flag=v`), else added."""
+    out = list(args)
+    if flag in out:
+        out[out.index(flag) + 1] = value
+    elif any(a.startswith(flag + "=") for a in out):
+        out = [f"{flag}={value}" if a.startswith(flag + "=") else a for a in out]
+    else:
+        out += [flag, value]
+    return out
+
+
+def listen_on(args: list[str], bind: str, port: int) -> list[str]:
+    """`--host bind --port port`, for the engines that take both flags."""
+    return set_flag(set_flag(args, "--host", bind), "--port", str(port))

@@ -7,19 +7,35 @@ llama.cpp loads GGUF files and keeps the whole context of every slot: `-c` is th
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Optional, TYPE_CHECKING
 
 from .. import images
 from ..artifacts import Artifact
+from ..compat import GGUF, Rule, Support
 from ..ir import EngineConfig, Health, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, curl_probe
+from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import DownloadStep, python_hf_download, sh_quote
 from .flags import render_args
+
+if TYPE_CHECKING:
+    from ..spec_targets import Systemd
 
 
 class LlamaCpp(Engine):
     name = "llama.cpp"
     title = "llama.cpp"
+    runs_natively = True
+    # llama-server's draft model and LoRA take local GGUF files and are not chosen per request by
+    # model name: stackc does not wire them
+    support = Support(("nvidia", "amd", "apple"), ("generate", "embed", "rerank"), False, False, True)
+    splits_layers = True
+    kv_fp8 = False
+    quantization_rules = (
+        Rule(GGUF + ("mxfp4",), "ok"),
+        Rule(None, "error", "SC501", "llama.cpp loads GGUF files, not {quantization} checkpoints",
+             "set `quantization: gguf-q4_k_m` (or q5_k_m, q8_0) and `weights: hf.co/<org>/<repo>-GGUF:Q4_K_M`"),
+    )
     port = 8080
     images = {"nvidia": images.LLAMA_CPP, "amd": images.LLAMA_CPP_ROCM}
     releases = (Release(since=(0,)),)
@@ -102,6 +118,15 @@ class LlamaCpp(Engine):
 
             return s3_download(artifact, ec)
         return python_hf_download(ec, artifact)
+
+    # ---- on a host: the `llama-server` binary the operator installed
+
+    def native_command(self, args: list[str], env: list, bind: str, port: int, s: "Systemd") -> tuple[list[str], list]:
+        """One shell line that finds the GGUF file after the download, as in the image."""
+        line = args[0].replace("/app/llama-server", s.llama_server, 1)
+        line = re.sub(r"--host \S+", f"--host {bind}", line)
+        line = re.sub(r"--port \S+", f"--port {port}", line)
+        return ["/bin/sh", "-c", line], env
 
 
 ENGINE = LlamaCpp()

@@ -7,18 +7,33 @@ job pulls the tag before the server starts, and `OLLAMA_KEEP_ALIVE=-1` keeps it 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 from .. import images
 from ..artifacts import Artifact
-from ..ir import EngineConfig, Health, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release
+from ..compat import GGUF, Rule, Support
+from ..ir import EngineConfig, Health, Install, Resources
+from .base import Budget, BudgetInputs, Engine, GIB, Release
 from .downloads import DownloadStep, sh_quote
 
+if TYPE_CHECKING:
+    from ..spec_targets import Systemd
+
+
+ARCHIVE = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-amd64.tgz"
 
 class Ollama(Engine):
     name = "ollama"
     title = "Ollama"
+    runs_natively = True
+    support = Support(("nvidia", "amd", "apple"), ("generate", "embed"), False, False, True)
+    splits_layers = True
+    kv_fp8 = False
+    quantization_rules = (
+        Rule(GGUF + ("mxfp4", "none"), "ok"),
+        Rule(None, "error", "SC501", "Ollama runs GGUF models from its library, not {quantization} checkpoints",
+             "set `quantization: gguf-q4_k_m` and `weights:` to an Ollama tag such as `qwen2.5:7b-instruct-q4_K_M`"),
+    )
     port = 11434
     images = {"nvidia": images.OLLAMA, "amd": images.OLLAMA_ROCM}
     releases = (Release(since=(0,)),)
@@ -90,6 +105,15 @@ class Ollama(Engine):
         )
         return DownloadStep(image, ("-c", script), entrypoint=("/bin/sh",),
                             env=(("OLLAMA_MODELS", f"{ec.cache_dir}/ollama"),), needs_hf_token=False)
+
+    # ---- on a host: the release archive, unpacked beside the binary's `bin/`
+
+    def native_command(self, args: list[str], env: list, bind: str, port: int, s: "Systemd") -> tuple[list[str], list]:
+        return [s.ollama, *args], [(k, f"{bind}:{port}" if k == "OLLAMA_HOST" else v) for k, v in env]
+
+    def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
+        version = ".".join(map(str, ec.version))
+        return [Install("archive", s.ollama.rsplit("/bin/", 1)[0], requirement=ARCHIVE.format(version=version))]
 
 
 ENGINE = Ollama()

@@ -6,20 +6,38 @@ activations live outside it. So the KV cache is the pool minus the weights.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
-from .. import images
+from .. import images, locks
 from ..catalog import GpuInfo
-from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release, Version, curl_probe
+from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
+from ..ir import EngineConfig, EnvValue, Health, Install, KV_DISK_DIR, KvOffload, Resources
+from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import adapter_path
-from .flags import render_args
-from ..ir import Health
+from .flags import listen_on, render_args
+
+if TYPE_CHECKING:
+    from ..spec_targets import Systemd
 
 
 class Sglang(Engine):
     name = "sglang"
     title = "SGLang"
+    runs_natively = True
+    support = Support(("nvidia", "amd"), ("generate", "embed"), True, True, True)
+    online_quantization = ("fp8",)
+    pipeline_parallel = True
+    shares_gpu = True
+    quantization_rules = (
+        Rule(("bnb-nf4",), "error", "SC501", "SGLang does not load bitsandbytes weights",
+             "use `quantization: awq` or `gptq`"),
+        Rule(("fp8",), "error", "SC502", "SGLang's FP8 kernels need compute capability 8.9; {gpu} has {cc}",
+             FP8_HELP, gpu=cc_below(8.9)),
+        Rule(("nvfp4",), "error", "SC502", "SGLang runs NVFP4 on Blackwell (SM100+) only",
+             "use a b200, or `quantization: fp8`", gpu=lambda g: g.vendor == "nvidia" and g.cc < 10.0),
+        Rule(GGUF, "error", "SC502", "SGLang loads GGUF on CUDA only", "use `engine: llama.cpp` on this GPU",
+             gpu=vendor_is("amd")),
+    )
     port = 30000
     images = {"nvidia": images.SGLANG}
     releases = (Release(since=(0,)),)
@@ -154,9 +172,24 @@ class Sglang(Engine):
                          memlock_unlimited=True, stack_bytes=67108864)
 
 
+    # ---- on a host: the venv stackc installs from a hashed lock
+
+    def native_command(self, args: list[str], env: list, bind: str, port: int, s: "Systemd") -> tuple[list[str], list]:
+        return [f"{s.sglang_venv}/bin/python3", "-m", "sglang.launch_server", *listen_on(args, bind, port)], env
+
+    def native_python(self, s: "Systemd") -> str:
+        return f"{s.sglang_venv}/bin/python3"
+
+    def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
+        lmcache = ec.kv_mechanism == "lmcache"
+        lock = locks.engine_lock(self.name, ec.version, lmcache)
+        return [Install("apt", "python3-venv"),
+                Install("venv", s.sglang_venv, lock.file if lock else "", lock.requirement if lock else
+                        locks.requirement(self.name, ec.version, lmcache))]
+
+
 def _hicache_gb(tiers, ranks: int) -> int:
     cpu = sum(t.size_bytes for t in tiers if t.tier == "cpu")
     return max(1, cpu // ranks // 10**9)
-
 
 ENGINE = Sglang()

@@ -11,8 +11,9 @@ from typing import Optional
 
 from .. import images
 from ..artifacts import Artifact
+from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below
 from ..ir import EngineConfig, Resources
-from .base import GIB, Budget, BudgetInputs, Engine, Release, Version
+from .base import Budget, BudgetInputs, Engine, GIB, Release, Version
 from .downloads import DownloadStep, hf_download_command, hf_patterns, local_dir
 from .flags import render_args
 
@@ -20,6 +21,16 @@ from .flags import render_args
 class TensorRtLlm(Engine):
     name = "tensorrt-llm"
     title = "TensorRT-LLM"
+    support = Support(("nvidia",), ("generate",), True, False, True)
+    pipeline_parallel = True
+    quantization_rules = (
+        Rule(GGUF + ("bnb-nf4",), "error", "SC501", "TensorRT-LLM does not load {quantization} weights",
+             "use `quantization: fp8`, `awq` or `gptq` with a ModelOpt or pre-quantized checkpoint"),
+        Rule(("fp8",), "error", "SC502",
+             "TensorRT-LLM has no FP8 recipe before compute capability 8.9; {gpu} has {cc}", FP8_HELP, gpu=cc_below(8.9)),
+        Rule(("nvfp4", "mxfp4"), "error", "SC502", "TensorRT-LLM runs {quantization} on Blackwell only",
+             "use a b200 or rtx-5090, or `quantization: fp8`", gpu=lambda g: g.cc < 10.0),
+    )
     port = 8000
     images = {"nvidia": images.TENSORRT_LLM}
     releases = (Release(since=(0,), gpu_memory_utilization=0.9),)

@@ -10,8 +10,9 @@ from typing import Optional
 
 from .. import images
 from ..artifacts import Artifact
+from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below
 from ..ir import EngineConfig, Health, Resources
-from .base import GIB, Engine, Release, curl_probe
+from .base import Engine, GIB, Release, curl_probe
 from .downloads import DownloadStep, adapter_path
 from .flags import render_args
 
@@ -19,6 +20,15 @@ from .flags import render_args
 class Tgi(Engine):
     name = "tgi"
     title = "TGI"
+    # TGI picks adapters by `adapter_id`, not by model name: stackc does not wire them
+    support = Support(("nvidia", "amd"), ("generate",), False, False, True)
+    online_quantization = ("fp8", "bnb-nf4")
+    quantization_rules = (
+        Rule(GGUF + ("mxfp4", "nvfp4", "int8-w8a8"), "error", "SC501", "TGI does not serve {quantization} weights",
+             "use `quantization: awq`, `gptq`, `fp8` or `bnb-nf4`"),
+        Rule(("fp8",), "warn", "SC503", "{gpu} (compute capability {cc}) has no FP8 tensor cores: TGI runs FP8 "
+             "weight-only through Marlin", FP8_HELP, gpu=cc_below(8.9)),
+    )
     port = 80  # the image sets PORT=80
     images = {"nvidia": images.TGI}
     releases = (Release(since=(0,), gpu_memory_utilization=1.0),)

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
-from .. import images
+from .. import images, locks
 from ..catalog import GpuInfo
-from ..ir import KV_DISK_DIR, EngineConfig, EnvValue, KvOffload, Resources, SecretRef
+from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
+from ..ir import EngineConfig, EnvValue, Install, KV_DISK_DIR, KvOffload, Resources, SecretRef
 from ..memory import KvShape, kv_layer_groups
-from .base import (GIB, Budget, BudgetInputs, Capacity, Engine, Release, Version, blocks, forward_activation_bytes,
+from .base import (Budget, BudgetInputs, Capacity, Engine, GIB, Release, Version, blocks, forward_activation_bytes,
                    version_text)
 from .downloads import adapter_path
-from .flags import render_args
+from .flags import listen_on, render_args
+
+if TYPE_CHECKING:
+    from ..spec_targets import Systemd
 
 # Bytes per element of the [max_num_seqs, vocab] logits the profiling run pushes through the
 # sampler, at its peak. vLLM's own top-k/top-p path (v1 `apply_top_k_top_p`) holds the 16-bit
@@ -50,6 +54,31 @@ LMCACHE_STAGING_GIB = 5.0  # LMCache's default local CPU buffer, kept for stagin
 class Vllm(Engine):
     name = "vllm"
     title = "vLLM"
+    runs_natively = True
+    support = Support(("nvidia", "amd"), ("generate", "embed", "rerank"), True, True, True)
+    online_quantization = ("fp8", "bnb-nf4")
+    pipeline_parallel = True
+    shares_gpu = True
+    quantization_rules = (
+        Rule(GGUF, "error", "SC501", "vLLM {version} no longer loads GGUF (removed after v0.20, RFC #39583)",
+             "use `engine: llama.cpp` or `engine: ollama` for GGUF weights, or an `image:` of vLLM v0.20 or older",
+             since=(0, 21)),
+        Rule(("bnb-nf4",), "error", "SC501", "vLLM {version} no longer supports bitsandbytes (removed after v0.20)",
+             "use `quantization: awq` or `gptq` with a pre-quantized checkpoint", since=(0, 21)),
+        Rule(("bnb-nf4",), "error", "SC502", "bitsandbytes in vLLM runs on NVIDIA GPUs only",
+             "use `quantization: gptq` on this GPU", gpu=vendor_is("amd")),
+        Rule(("fp8",), "warn", "SC503",
+             "{gpu} (compute capability {cc}) has no FP8 tensor cores: vLLM runs these FP8 weights weight-only through "
+             "Marlin, with bf16 compute", FP8_HELP, gpu=cc_below(8.9)),
+        Rule(("nvfp4",), "warn", "SC503",
+             "{gpu} has no FP4 tensor cores: vLLM emulates NVFP4 (weight-only), slower than on Blackwell",
+             "use a Blackwell GPU (b200, rtx-5090) for native FP4", gpu=lambda g: g.vendor == "nvidia" and not g.fp4),
+        Rule(("awq",), "error", "SC502", "vLLM's AWQ kernels do not run on AMD GPUs",
+             "use `quantization: gptq` or `fp8` on this GPU", gpu=vendor_is("amd")),
+        Rule(("mxfp4", "awq", "gptq"), "error", "SC502",
+             "{gpu} (compute capability {cc}) is below the 8.0 vLLM's Marlin kernels need", "use an Ampere or newer GPU",
+             gpu=cc_below(8.0)),
+    )
     port = 8000
     images = {"nvidia": images.VLLM, "amd": images.VLLM_ROCM}
     releases = (
@@ -306,6 +335,22 @@ class Vllm(Engine):
         return Resources(shm_bytes=shm)
 
 
+    # ---- on a host: the venv stackc installs from a hashed lock
+
+    def native_command(self, args: list[str], env: list, bind: str, port: int, s: "Systemd") -> tuple[list[str], list]:
+        return [f"{s.vllm_venv}/bin/vllm", "serve", *listen_on(args, bind, port)], env
+
+    def native_python(self, s: "Systemd") -> str:
+        return f"{s.vllm_venv}/bin/python3"
+
+    def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
+        lmcache = ec.kv_mechanism == "lmcache"
+        lock = locks.engine_lock(self.name, ec.version, lmcache)
+        return [Install("apt", "python3-venv"),
+                Install("venv", s.vllm_venv, lock.file if lock else "", lock.requirement if lock else
+                        locks.requirement(self.name, ec.version, lmcache))]
+
+
 def lmcache_env(ec: EngineConfig) -> list[tuple[str, EnvValue]]:
     """LMCache configured through its environment only: a config file could not hold the
     Redis URL without writing the secret into it. LMCache sizes are GiB per rank (worker
@@ -329,6 +374,5 @@ def lmcache_env(ec: EngineConfig) -> list[tuple[str, EnvValue]]:
 def _num(value: float) -> str:
     text = f"{value:.4f}".rstrip("0").rstrip(".")
     return text if "." in text else text + ".0"
-
 
 ENGINE = Vllm()

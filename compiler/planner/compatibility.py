@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .. import compat
+from .. import compat, engines
 from ..catalog import GpuInfo
 from ..diagnostics import Diagnostic
 from ..engine_config import engine_config
@@ -17,15 +17,15 @@ from .settings import resolve_settings
 def compatibility(rm: ResolvedModel, gpu: GpuInfo, where, tiering=None) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     m, i, e = rm.spec, rm.index, rm.engine
-    support = compat.ENGINE_SUPPORT[e.name]
+    support = e.support
     if gpu.vendor not in support.vendors:
-        names = ", ".join(n for n, s in compat.ENGINE_SUPPORT.items() if gpu.vendor in s.vendors)
+        names = ", ".join(n for n, x in engines.REGISTRY.items() if gpu.vendor in x.support.vendors)
         diags.append(Diagnostic.error(
             "SC505", f"{e.title} does not run on {gpu.name} ({gpu.vendor})", where("models", i, "engine"),
             label=f"{e.title} here", help=f"engines for this GPU: {names}"))
         return diags
     if m.task not in support.tasks:
-        names = ", ".join(f"`{n}`" for n, s in compat.ENGINE_SUPPORT.items() if m.task in s.tasks)
+        names = ", ".join(f"`{n}`" for n, x in engines.REGISTRY.items() if m.task in x.support.tasks)
         diags.append(Diagnostic.error(
             "SC504", f"{e.title} does not serve `task: {m.task}`", where("models", i, "task"),
             label=f"{m.task} here", help=f"engines that do: {names}"))
@@ -33,7 +33,7 @@ def compatibility(rm: ResolvedModel, gpu: GpuInfo, where, tiering=None) -> list[
         diags.append(Diagnostic.error(
             "SC504", f"`{rm.info.hf_repo}` is an embedding model; it cannot `generate`", where("models", i, "model"),
             label="an encoder", help="set `task: embed`"))
-    rule = compat.check_quantization(e.name, rm.version, rm.quantization, gpu)
+    rule = compat.check_quantization(e, rm.version, rm.quantization, gpu)
     span = where("models", i, "quantization") if m.quantization else where("models", i, "engine")
     if rule is not None:
         values = dict(version=f"v{rm.engine_version}", gpu=gpu.id, cc=gpu.compute_capability or "n/a",
@@ -67,7 +67,7 @@ def compatibility(rm: ResolvedModel, gpu: GpuInfo, where, tiering=None) -> list[
             "SC510", f"{e.title} takes no memory share: `gpu_memory_utilization` has no effect",
             where("models", i, "gpu_memory_utilization"), label="ignored",
             help=f"{e.title} offloads every layer to the GPU; size the model with `max_context` and `concurrency`"))
-    if m.kv_cache_dtype == "fp8" and e.name in ("llama.cpp", "ollama"):
+    if m.kv_cache_dtype == "fp8" and not e.kv_fp8:
         diags.append(Diagnostic.warning(
             "SC503", f"{e.title} has no fp8 KV cache: stackc uses its 8-bit `q8_0` cache instead",
             where("models", i, "kv_cache_dtype"), label="runs as q8_0", help="set `kv_cache_dtype: auto` to keep f16"))
@@ -80,7 +80,7 @@ def _format_check(rm: ResolvedModel, where) -> list[Diagnostic]:
     loaded, quant = rm.loaded_format, rm.quantization
     if loaded is None or loaded == quant:
         return []
-    online = compat.ONLINE_QUANTIZATION.get(rm.engine.name, ())
+    online = rm.engine.online_quantization
     if loaded == "none" and quant in online:
         return []  # quantized while loading (vLLM's online FP8, for example)
     if loaded == "none" and quant == "none":

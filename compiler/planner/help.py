@@ -73,9 +73,9 @@ def _alternatives(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Eval
     limit = more[0][0] * more[0][1] if more else 10**9
     if more and more[0] != (ev.tp, ev.pp):
         found.append((layout_text(*more[0]), more[1]))
-    online = "fp8" in compat.ONLINE_QUANTIZATION.get(rm.engine.name, ()) and s.quantization == "none" \
-        and compat.check_quantization(rm.engine.name, rm.version, "fp8", gpu) is None
-    kv_ok = s.kv_cache_dtype != "fp8" and rm.engine.name not in ("llama.cpp", "ollama")
+    online = "fp8" in rm.engine.online_quantization and s.quantization == "none" \
+        and compat.check_quantization(rm.engine, rm.version, "fp8", gpu) is None
+    kv_ok = s.kv_cache_dtype != "fp8" and rm.engine.kv_fp8
     changes = []
     if online:
         changes.append(({"quantization": "fp8"}, "`quantization: fp8`"))
@@ -104,7 +104,7 @@ def _alternatives(rm: ResolvedModel, stack: ResolvedStack, s: Settings, ev: Eval
     for other in sorted(catalog.gpus, key=lambda g: g.cuda_total_gib):
         if other.vendor != gpu.vendor or other.cuda_total_gib <= gpu.cuda_total_gib:
             continue
-        if compat.check_quantization(rm.engine.name, rm.version, s.quantization, other) is not None:
+        if compat.check_quantization(rm.engine, rm.version, s.quantization, other) is not None:
             continue
         hit = smallest(s, other, only_current=True)
         if hit:

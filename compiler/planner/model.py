@@ -158,7 +158,7 @@ def _explicit_layout(rm: ResolvedModel, stack: ResolvedStack, where, diags: list
         path = ("models", i, "gpus")
     else:
         return None
-    layer_split = rm.engine.name in ("llama.cpp", "ollama")
+    layer_split = rm.engine.splits_layers
     if not layer_split and not memory.tp_valid(rm.info, tp):
         valid = [n for n in range(1, stack.gpus_per_node + 1) if memory.tp_valid(rm.info, n)]
         diags.append(Diagnostic.error(

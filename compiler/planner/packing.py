@@ -47,7 +47,7 @@ def share_gpus(p: Plan) -> list[Diagnostic]:
         m, e = mp.model.spec, mp.evaluation
         if (m.gpus != "auto" or m.parallel is not None or m.gpu_memory_utilization is not None or mp.replicas_max != 1
                 or mp.gpus_per_replica != 1 or not mp.model.engine.has_memory_share or e.budget.estimate_only
-                or mp.model.engine.name not in ("vllm", "sglang")):
+                or not mp.model.engine.shares_gpu):
             continue
         share = needed_share(mp, total)
         if share is not None and share <= SHARE_LIMIT:

@@ -27,7 +27,7 @@ def resolve_settings(rm: ResolvedModel, gpu: GpuInfo) -> Settings:
 def evaluate(rm: ResolvedModel, gpu: GpuInfo, s: Settings, tp: int, pp: int) -> Evaluation:
     info = rm.info
     weights = memory.weight_bytes_per_gpu(info, s.quantization, s.dtype, tp, pp)
-    layer_split = rm.engine.name in ("llama.cpp", "ollama")  # layers over GPUs, no head split
+    layer_split = rm.engine.splits_layers  # layers over GPUs, no head split
     shape = memory.kv_per_token(info, s.kv_cache_dtype, s.dtype, 1 if layer_split else tp,
                                 tp * pp if layer_split else pp)
     if rm.draft is not None:
@@ -61,7 +61,7 @@ HOST_MEMORY_BYTES_PER_S = 60e9  # dual-channel DDR5 on a workstation; servers ha
 def partial_offload(rm: ResolvedModel, gpu: GpuInfo, s: Settings, ev: Evaluation) -> Evaluation:
     """For engines that split layers between GPU and CPU: how many layers (with their share of
     the KV cache) fit on the GPUs, and how much slower decoding gets."""
-    if not getattr(rm.engine, "offloads_layers", False) or ev.fits or ev.kv_bytes_per_token == 0:
+    if not rm.engine.offloads_layers or ev.fits or ev.kv_bytes_per_token == 0:
         return ev
     layers = rm.info.layers
     kv_needed = ev.kv_bytes_per_token * s.max_context * max(1, s.concurrency)
@@ -95,11 +95,11 @@ def layouts(rm: ResolvedModel, stack: ResolvedStack) -> list[tuple[int, int]]:
     (powers of two, and the node size), then pipeline stages over nodes."""
     per_node = stack.gpus_per_node
     sizes = sorted({n for n in (1, 2, 4, 8, 16, 32, 64) if n <= per_node} | {per_node})
-    if rm.engine.name in ("llama.cpp", "ollama"):
+    if rm.engine.splits_layers:
         valid = sizes
     else:
         valid = [n for n in sizes if memory.tp_valid(rm.info, n)]
     out = [(tp, 1) for tp in valid]
-    if valid and stack.nodes > 1 and rm.engine.name in ("vllm", "sglang", "tensorrt-llm"):
+    if valid and stack.nodes > 1 and rm.engine.pipeline_parallel:
         out += [(valid[-1], pp) for pp in range(2, stack.nodes + 1)]
     return out
