@@ -29,8 +29,9 @@ class Artifact:
         return self.ref + (f":{self.gguf_quant}" if self.gguf_quant else "")
 
 
-def parse(text: str, engine: str) -> Optional[Artifact]:
-    """Classify a `model`/`weights` reference; None if it is none of the known forms."""
+def parse(text: str, registry_tags: bool = False) -> Optional[Artifact]:
+    """Classify a `model`/`weights` reference; None if it is none of the known forms.
+    `registry_tags`: the engine pulls models by tag from its own registry (Ollama)."""
     if text.startswith(("./", "../", "/", "~/")):
         return Artifact("local", text)
     if text.startswith("s3://"):
@@ -39,7 +40,7 @@ def parse(text: str, engine: str) -> Optional[Artifact]:
         rest = text.split("://", 1)[1] if text.startswith("hf://") else text.split("/", 1)[1]
         repo, _, quant = rest.partition(":")
         return Artifact("hf", repo, quant or None) if _HF_REPO.fullmatch(repo) else None
-    if engine == "ollama":
+    if registry_tags:
         return Artifact("ollama", text)  # `qwen2.5:7b-instruct-q4_K_M`, `namespace/model:tag`
     repo, _, quant = text.partition(":")
     if _HF_REPO.fullmatch(repo):

@@ -6,7 +6,6 @@ secrets stackc declares for them. Images come from `images.py`; nothing here is 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Optional
 
 from . import images
@@ -26,11 +25,8 @@ STREAM_TIMEOUT_S = 600  # long generations stream for minutes; the gateway must 
 
 def _upstream(ec: EngineConfig, base: Endpoint, model: Optional[str] = None) -> dict:
     """LiteLLM's parameters for one upstream speaking the engine's API at `base`."""
-    served = model or get_engine(ec.engine).served_model(ec)
-    if ec.engine == "ollama":
-        provider = "ollama" if ec.task != "generate" else "ollama_chat"
-        return {"model": f"{provider}/{served}", "api_base": replace(base, path="")}
-    return {"model": f"hosted_vllm/{served}", "api_base": base}
+    engine = get_engine(ec.engine)
+    return engine.gateway_upstream(ec, model or engine.served_model(ec), base)
 
 
 def _local_targets(replicas: list[Service], routed: dict[str, Endpoint]) -> list[tuple[str, Endpoint]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Optional
 
 from .catalog import GpuInfo
-from .engines.downloads import artifact_dir
 from .ir import EngineConfig, KvOffload
 from .plan import Settings
 from .resolve import ResolvedModel
@@ -64,20 +63,11 @@ def engine_config(rm: ResolvedModel, s: Settings, tp: int, pp: int, gpu: GpuInfo
 
 
 def model_reference(rm: ResolvedModel) -> str:
-    """What the engine is told to load, given where the download job put it."""
-    a, engine = rm.artifact, rm.engine.name
-    if a.kind == "local":
+    """What the engine is told to load, given where the download job put it (the engine says)."""
+    if rm.artifact.kind == "local":
         return f"{LOCAL_DIR}/{rm.spec.name}"
-    if engine == "ollama":
-        return a.ref if a.kind == "ollama" else f"hf.co/{a.ref}" + (f":{a.gguf_quant}" if a.gguf_quant else "")
-    if a.kind == "s3" or engine in ("tensorrt-llm", "llama.cpp"):
-        return artifact_dir(a, CACHE_DIR)  # downloaded into a directory of its own
-    return a.ref  # an HF repo id, found offline in the shared HF cache
+    return rm.engine.model_reference(rm.artifact, CACHE_DIR)
 
 
 def model_file_pattern(rm: ResolvedModel) -> Optional[str]:
-    """llama.cpp loads one GGUF file: the first shard in the download that names the quant."""
-    a = rm.artifact
-    if rm.engine.name != "llama.cpp" or (a.kind == "local" and a.ref.endswith(".gguf")):
-        return None
-    return f"*{a.gguf_quant.lower()}*" if a.gguf_quant else "*"
+    return rm.engine.model_file_pattern(rm.artifact)

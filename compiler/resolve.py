@@ -202,12 +202,13 @@ def _resolve_model(m: Model, i: int, gpu: Optional[GpuInfo], catalog: Catalog, s
 
     # the loaded artifact: `weights`, else the model itself (a catalog id stands for its HF repo)
     source = m.weights or (info.hf_repo if info is not None and m.model == info.id else m.model)
-    artifact = artifacts.parse(source, m.engine)
-    if m.engine == "ollama" and m.weights is None and artifact is not None:
+    artifact = artifacts.parse(source, engine.registry_tags)
+    if engine.weights_required and m.weights is None and artifact is not None:
+        what, fix = engine.weights_required
         diags.append(Diagnostic.error(
-            "SC509", f"model `{m.name}` runs on Ollama but names no Ollama tag or GGUF repo to load",
-            where("models", i, "model"), label="this describes the architecture, not an Ollama artifact",
-            help="add `weights:` with an Ollama tag (e.g. `qwen2.5:7b-instruct-q4_K_M`) or `hf.co/<org>/<repo>-GGUF:Q4_K_M`"))
+            "SC509", f"model `{m.name}` runs on {engine.title} but names no {what} to load",
+            where("models", i, "model"), label=f"this describes the architecture, not an {engine.title} artifact",
+            help=fix))
     if artifact is None:
         diags.append(Diagnostic.error(
             "SC306", f"`{source}` is not a weights reference stackc understands",

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
-from .engines import NAMES as ENGINE_NAMES
+from .engines import names as engine_names
 from .spec_targets import Kubernetes, Systemd, Terraform
 from .spec_values import (ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
                           StackName, _kind, _Strict)
@@ -76,7 +76,8 @@ class Hardware(_Strict):
 # ---------------------------------------------------------------------------------------------
 # models
 
-Engine = Literal[ENGINE_NAMES]  # the engine registry's names
+Engine = Literal[engine_names()]  # the engine registry's names
+_ENGINES_LISTED = f"{engine_names()[0]} (default), " + ", ".join(engine_names()[1:-1]) + f" or {engine_names()[-1]}"
 Task = Literal["generate", "embed", "rerank"]
 Quantization = Literal[
     "none", "fp8", "awq", "gptq", "int8-w8a8", "bnb-nf4", "mxfp4", "nvfp4",
@@ -194,7 +195,7 @@ class Model(_Strict):
         None, description="The architecture, for a model neither the catalog nor a `config.json` describes."
     )
     task: Task = Field("generate", description="`generate` (default), `embed` or `rerank`.")
-    engine: Engine = Field("vllm", description="The inference engine: vllm (default), sglang, llama.cpp, ollama, tgi or tensorrt-llm.")
+    engine: Engine = Field("vllm", description=f"The inference engine: {_ENGINES_LISTED}.")
     image: Optional[ImageRef] = Field(
         None, description="The engine image; the engine version is read from its tag. Default: the pinned release."
     )

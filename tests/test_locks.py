@@ -58,6 +58,7 @@ def test_the_locks_pin_what_images_pins():
 def test_no_lock_for_a_version_stackc_does_not_pin():
     assert locks.engine_lock("vllm", (0, 20, 0), False) is None
     assert locks.requirement("vllm", (0, 20, 0), True) == f"vllm==0.20.0 {locks.LMCACHE}"
+    assert locks.requirement("sglang[all]", (0, 5, 22), False) == "sglang[all]==0.5.22"
 
 
 @pytest.mark.parametrize("lock", locks.all_locks(), ids=lambda lock: lock.file)

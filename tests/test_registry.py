@@ -77,3 +77,58 @@ def test_validate_and_help_import_no_target():
              "print(r.exit_code, sorted(m for m in sys.modules if m.startswith('stackc.targets.')))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split(" ", 1) == ["0", "[]\n"], result.stdout + result.stderr
+
+
+ENGINE = '''
+from stackc.engines.vllm import Vllm
+
+
+class Echo(Vllm):
+    """vLLM's behaviour under another name: every fact the compiler needs comes from the class."""
+
+    name = "echo"
+    title = "Echo"
+
+
+ENGINE = Echo()
+'''
+
+BUILD = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+import stackc.engines
+stackc.engines.MODULES["echo"] = "echo_engines.echo"  # the one registry line
+from stackc.cli import main
+sys.argv = ["stackc", *sys.argv[2:]]
+main()
+'''
+
+
+def test_an_engine_is_one_module_and_one_registry_line(tmp_path):
+    """A throw-away engine module and its registry line: the spec accepts `engine: echo`, the
+    planner, the lowering and the targets read everything from the engine, and the schema
+    lists it; nothing else is edited."""
+    (tmp_path / "echo_engines").mkdir()
+    (tmp_path / "echo_engines" / "__init__.py").write_text("")
+    (tmp_path / "echo_engines" / "echo.py").write_text(ENGINE)
+    spec = tmp_path / "echo.yaml"
+    text = (ROOT / "examples" / "chatbot-8b-l40s.yaml").read_text()
+    spec.write_text(text.replace("    max_context: 16384\n", "    max_context: 16384\n    engine: echo\n"))
+    assert "engine: echo" in spec.read_text()
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", BUILD, str(tmp_path), *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+
+    for target in ("compose", "systemd"):
+        out = tmp_path / target
+        built = run("build", str(spec), "--target", target, "-o", str(out))
+        assert built.returncode == 0, built.stdout + built.stderr
+    compose = (tmp_path / "compose" / "compose.yaml").read_text()
+    assert "vllm/vllm-openai:" in compose and "--served-model-name" in compose
+    unit = (tmp_path / "systemd" / "units" / "helpdesk-chat-0.service").read_text()
+    assert "/opt/stackc/vllm/bin/vllm serve" in unit
+    refused = run("build", str(spec), "--target", "helm", "-o", str(tmp_path / "helm"))
+    assert refused.returncode == 1 and "the `helm` target cannot run the `echo` engine" in refused.stderr
+    schema = run("schema")
+    assert '"echo"' in schema.stdout and "tensorrt-llm or echo" in schema.stdout

@@ -26,10 +26,16 @@ MODULES = {  # name -> module under stackc.engines, in the order the docs list t
 }
 
 
+def names() -> tuple[str, ...]:
+    """Every registered engine's name, in the registry's order; no engine module is imported."""
+    return tuple(MODULES)
+
+
 @cache
 def _load(name: str) -> "Engine":
-    engine = import_module(f"{__name__}.{MODULES[name]}").ENGINE
-    assert engine.name == name, f"stackc.engines.{MODULES[name]} defines `{engine.name}`, registered as `{name}`"
+    where = MODULES[name]  # a module of this package, or a dotted path to one of another
+    engine = import_module(where if "." in where else f"{__name__}.{where}").ENGINE
+    assert engine.name == name, f"{where} defines `{engine.name}`, registered as `{name}`"
     return engine
 
 
@@ -49,7 +55,6 @@ class _Registry(Mapping):
 
 
 REGISTRY: Mapping[str, "Engine"] = _Registry()
-NAMES: tuple[str, ...] = tuple(MODULES)
 
 
 def get(name: str) -> "Engine":
@@ -64,4 +69,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Engine", "MODULES", "NAMES", "REGISTRY", "get", "parse_version", "version_text"]
+__all__ = ["Engine", "MODULES", "REGISTRY", "get", "names", "parse_version", "version_text"]

@@ -17,13 +17,14 @@ from ..catalog import GpuInfo
 from ..compat import Rule, Support
 
 if TYPE_CHECKING:
-    from ..ir import Install
+    from ..ir import Endpoint
+    from ..ir_platform import Install
     from ..spec_targets import Systemd
     from ..catalog import ModelInfo
     from ..memory import KvShape
 from ..images import Image
 from ..ir import EngineConfig, EnvValue, Health, KvOffload, Metrics, Resources
-from .downloads import DownloadStep, default_download
+from .downloads import DownloadStep, artifact_dir, default_download
 from .flags import normalise_flag
 
 Version = tuple[int, ...]
@@ -118,6 +119,10 @@ class Engine:
     quantization_rules: tuple[Rule, ...] = ()  # which quantization runs on which GPU (compat.Rule)
     online_quantization: tuple[str, ...] = ()  # formats it makes from unquantized weights while loading
     runs_natively: bool = False  # on a host without an orchestrator: its own install, not its image
+    pip_package: str = ""  # the PyPI requirement its venv is made from, for engines installed that way
+    registry_tags: bool = False  # `model:`/`weights:` may name a tag of the engine's own registry (Ollama)
+    weights_required: Optional[tuple[str, str]] = None  # (what `weights:` must name, the help) when `model:` cannot do
+    loads_from_directory: bool = False  # loads the download's directory, not a repo id from the HF cache
     # the program its image runs when the service names none (the drain wrapper runs it itself)
     image_entrypoint: tuple[str, ...] = ()
     # Python in the image and the host install: the drain wrapper can run around the engine
@@ -296,6 +301,22 @@ class Engine:
     def download(self, ec: EngineConfig, artifact: Artifact, image: str) -> Optional[DownloadStep]:
         """How to fill the model cache before the engine starts; None if nothing to fetch."""
         return default_download(ec, artifact, image, hf_cli=("hf",))
+
+    # ---- what it loads and how the gateway calls it
+
+    def model_reference(self, artifact: Artifact, cache_dir: str) -> str:
+        """What the engine is told to load, given where its download job put the artifact."""
+        if artifact.kind == "s3" or self.loads_from_directory:
+            return artifact_dir(artifact, cache_dir)  # downloaded into a directory of its own
+        return artifact.ref  # an HF repo id, found offline in the shared HF cache
+
+    def model_file_pattern(self, artifact: Artifact) -> Optional[str]:
+        """The file inside the download it loads, for engines that load one file (llama.cpp)."""
+        return None
+
+    def gateway_upstream(self, ec: EngineConfig, served: str, base: "Endpoint") -> dict:
+        """LiteLLM's parameters for one upstream serving `served` at `base`: the OpenAI-compatible API."""
+        return {"model": f"hosted_vllm/{served}", "api_base": base}
 
     # ---- on a host without an orchestrator (systemd, a cloud machine's boot)
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class LlamaCpp(Engine):
     name = "llama.cpp"
     title = "llama.cpp"
+    loads_from_directory = True
     runs_natively = True
     # llama-server's draft model and LoRA take local GGUF files and are not chosen per request by
     # model name: stackc does not wire them
@@ -127,6 +128,12 @@ class LlamaCpp(Engine):
         line = re.sub(r"--host \S+", f"--host {bind}", line)
         line = re.sub(r"--port \S+", f"--port {port}", line)
         return ["/bin/sh", "-c", line], env
+
+    def model_file_pattern(self, artifact: Artifact) -> Optional[str]:
+        """It loads one GGUF file: the first shard in the download that names the quant."""
+        if artifact.kind == "local" and artifact.ref.endswith(".gguf"):
+            return None
+        return f"*{artifact.gguf_quant.lower()}*" if artifact.gguf_quant else "*"
 
 
 ENGINE = LlamaCpp()

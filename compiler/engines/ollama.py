@@ -7,12 +7,14 @@ job pulls the tag before the server starts, and `OLLAMA_KEEP_ALIVE=-1` keeps it 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, TYPE_CHECKING
 
 from .. import images
 from ..artifacts import Artifact
 from ..compat import GGUF, Rule, Support
-from ..ir import EngineConfig, Health, Install, Resources
+from ..ir import Endpoint, EngineConfig, Health, Resources
+from ..ir_platform import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release
 from .downloads import DownloadStep, sh_quote
 
@@ -25,6 +27,9 @@ ARCHIVE = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-
 class Ollama(Engine):
     name = "ollama"
     title = "Ollama"
+    registry_tags = True
+    weights_required = ("Ollama tag or GGUF repo",
+                        "add `weights:` with an Ollama tag (e.g. `qwen2.5:7b-instruct-q4_K_M`) or `hf.co/<org>/<repo>-GGUF:Q4_K_M`")
     runs_natively = True
     support = Support(("nvidia", "amd", "apple"), ("generate", "embed"), False, False, True)
     splits_layers = True
@@ -114,6 +119,17 @@ class Ollama(Engine):
     def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
         version = ".".join(map(str, ec.version))
         return [Install("archive", s.ollama.rsplit("/bin/", 1)[0], requirement=ARCHIVE.format(version=version))]
+
+    def model_reference(self, artifact: Artifact, cache_dir: str) -> str:
+        """A tag of its library, or a GGUF repo it pulls itself (`hf.co/org/repo:Q4_K_M`)."""
+        if artifact.kind == "ollama":
+            return artifact.ref
+        return f"hf.co/{artifact.ref}" + (f":{artifact.gguf_quant}" if artifact.gguf_quant else "")
+
+    def gateway_upstream(self, ec: EngineConfig, served: str, base: Endpoint) -> dict:
+        """Its native API (LiteLLM's `ollama_chat/` for chat, `ollama/` for embeddings), at the server's root."""
+        provider = "ollama" if ec.task != "generate" else "ollama_chat"
+        return {"model": f"{provider}/{served}", "api_base": replace(base, path="")}
 
 
 ENGINE = Ollama()

@@ -11,7 +11,8 @@ from typing import Optional, TYPE_CHECKING
 from .. import images, locks
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
-from ..ir import EngineConfig, EnvValue, Health, Install, KV_DISK_DIR, KvOffload, Resources
+from ..ir import EngineConfig, EnvValue, Health, KV_DISK_DIR, KvOffload, Resources
+from ..ir_platform import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import adapter_path
 from .flags import listen_on, render_args
@@ -24,6 +25,7 @@ class Sglang(Engine):
     name = "sglang"
     title = "SGLang"
     runs_natively = True
+    pip_package = "sglang[all]"  # what its venv installs from PyPI
     support = Support(("nvidia", "amd"), ("generate", "embed"), True, True, True)
     online_quantization = ("fp8",)
     pipeline_parallel = True
@@ -185,7 +187,7 @@ class Sglang(Engine):
         lock = locks.engine_lock(self.name, ec.version, lmcache)
         return [Install("apt", "python3-venv"),
                 Install("venv", s.sglang_venv, lock.file if lock else "", lock.requirement if lock else
-                        locks.requirement(self.name, ec.version, lmcache))]
+                        locks.requirement(self.pip_package, ec.version, lmcache))]
 
 
 def _hicache_gb(tiers, ranks: int) -> int:

@@ -21,6 +21,7 @@ from .flags import render_args
 class TensorRtLlm(Engine):
     name = "tensorrt-llm"
     title = "TensorRT-LLM"
+    loads_from_directory = True
     support = Support(("nvidia",), ("generate",), True, False, True)
     pipeline_parallel = True
     quantization_rules = (

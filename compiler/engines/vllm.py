@@ -24,7 +24,8 @@ from typing import Optional, TYPE_CHECKING
 from .. import images, locks
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
-from ..ir import EngineConfig, EnvValue, Install, KV_DISK_DIR, KvOffload, Resources, SecretRef
+from ..ir import EngineConfig, EnvValue, KV_DISK_DIR, KvOffload, Resources, SecretRef
+from ..ir_platform import Install
 from ..memory import KvShape, kv_layer_groups
 from .base import (Budget, BudgetInputs, Capacity, Engine, GIB, Release, Version, blocks, forward_activation_bytes,
                    version_text)
@@ -55,6 +56,7 @@ class Vllm(Engine):
     name = "vllm"
     title = "vLLM"
     runs_natively = True
+    pip_package = "vllm"  # what its venv installs from PyPI
     support = Support(("nvidia", "amd"), ("generate", "embed", "rerank"), True, True, True)
     online_quantization = ("fp8", "bnb-nf4")
     pipeline_parallel = True
@@ -348,7 +350,7 @@ class Vllm(Engine):
         lock = locks.engine_lock(self.name, ec.version, lmcache)
         return [Install("apt", "python3-venv"),
                 Install("venv", s.vllm_venv, lock.file if lock else "", lock.requirement if lock else
-                        locks.requirement(self.name, ec.version, lmcache))]
+                        locks.requirement(self.pip_package, ec.version, lmcache))]
 
 
 def lmcache_env(ec: EngineConfig) -> list[tuple[str, EnvValue]]:

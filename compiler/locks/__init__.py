@@ -54,10 +54,10 @@ def engine_lock(engine: str, version: Version, lmcache: bool) -> Optional[Lock]:
     return _LOCKS.get((engine, tuple(version), lmcache))
 
 
-def requirement(engine: str, version: Version, lmcache: bool) -> str:
-    """What the lock would pin at top level: for messages where there is no lock."""
-    name = {"vllm": "vllm", "sglang": "sglang[all]"}[engine]
-    return f"{name}=={version_text(version)}" + (f" {LMCACHE}" if lmcache else "")
+def requirement(package: str, version: Version, lmcache: bool) -> str:
+    """What a lock of `package` (the engine's `pip_package`) would pin at top level: for
+    messages where there is no lock."""
+    return f"{package}=={version_text(version)}" + (f" {LMCACHE}" if lmcache else "")
 
 
 def all_locks() -> list[Lock]:

@@ -8,7 +8,8 @@ around it. `aws.py` is the one cloud so far; a cloud is a class that states its 
 
 from __future__ import annotations
 
-from stackc import locks, output
+from stackc import engines, locks, output
+from stackc.engines.base import Engine
 from stackc.diagnostics import Diagnostic
 from stackc.ir import Deployment
 
@@ -18,8 +19,17 @@ from ..systemd import SystemdTarget
 from . import aws, azure, boot, gcp, readme
 
 CLOUDS = {"aws": aws.Aws(), "azure": azure.Azure(), "gcp": gcp.Gcp()}
-# engines a first boot can install: from PyPI, a release archive, or their image
-BOOTABLE_ENGINES = ("vllm", "sglang", "ollama", "tgi", "tensorrt-llm")
+
+
+def _bootable() -> tuple[str, ...]:
+    """The engines a first boot can install: from their image, or natively from what their
+    `host_installs` names (a venv from a lock, a release archive). A binary the operator puts on
+    the host (llama.cpp's `llama-server`) is not one a boot can fetch."""
+    return tuple(name for name, e in engines.REGISTRY.items()
+                 if not e.runs_natively or type(e).host_installs is not Engine.host_installs)
+
+
+BOOTABLE_ENGINES = _bootable()
 
 
 class TerraformTarget(Target):
