@@ -27,7 +27,8 @@ from typing import Optional
 from . import locks
 from .engines import get as get_engine
 from .engines.flags import set_flag
-from .ir import Endpoint, HostRun, Hosts, Install, Service, Volume
+from .ir import Endpoint, Service, Volume
+from .ir_platform import HostRun, Hosts, Install
 from .spec import Stack
 from .spec_targets import Systemd
 

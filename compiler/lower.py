@@ -12,8 +12,9 @@ from typing import Optional
 
 from . import components, hosts as host_runs, images, routing
 from .engines.downloads import DownloadStep
-from .ir import (KV_DISK_DIR, Autoscale, Cluster, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode, Mount,
-                 Node, Provisioning, Replicas, SecretDecl, SecretRef, Service, Volume)
+from .ir import (KV_DISK_DIR, Autoscale, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode,
+                 Mount, Node, Replicas, SecretDecl, SecretRef, Service, Volume)
+from .ir_platform import Cluster, Provisioning
 from .placement import demands_of, place, place_plan
 from . import storage
 from .engine_config import CACHE_DIR, LOCAL_DIR, engine_config

@@ -94,3 +94,13 @@ def test_no_import_cycles():
 
 def test_the_cycle_finder_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+LONGEST = 420  # lines; a module that grows past it holds a second concern to split out
+TABLES = {"stackc.codes"}  # data: the diagnostic codes and their explanations, one entry each
+
+
+def test_no_module_is_longer_than_one_concern_needs():
+    long = {name: n for name, path in _modules().items()
+            if name not in TABLES and (n := len(path.read_text().splitlines())) > LONGEST}
+    assert long == {}, f"split these by concern: {long}"

@@ -303,7 +303,7 @@ import time  # noqa: E402
 
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode  # noqa: E402
 
-from stackc import check, pipeline  # noqa: E402
+from stackc import check, check_paths, pipeline  # noqa: E402
 from stackc.diagnostics import render_concise, render_full  # noqa: E402
 
 FUZZ_RUNS = int(os.environ.get("STACKC_FUZZ_RUNS", "10000"))
@@ -324,12 +324,12 @@ def _int_fields(cls) -> list[tuple[str, ...]]:
     """The integer fields of a model, and of the models its fields hold (one level down)."""
     out = []
     for name, f in cls.model_fields.items():
-        members = check._unwrap(f.annotation)
+        members = check_paths._unwrap(f.annotation)
         if int in members:
             out.append((name,))
         for m in members:
             if isinstance(m, type) and issubclass(m, BaseModel):
-                out += [(name, sub) for sub, g in m.model_fields.items() if int in check._unwrap(g.annotation)]
+                out += [(name, sub) for sub, g in m.model_fields.items() if int in check_paths._unwrap(g.annotation)]
     return out
 
 
@@ -362,7 +362,7 @@ class _Example:
             for i, child in enumerate(node.value):
                 self._walk(child, path + (i,))
         elif isinstance(node, MappingNode):
-            cls = check.model_at_path(spec_file.StackFile, self.data or {}, path) if path else spec_file.StackFile
+            cls = check_paths.model_at_path(spec_file.StackFile, self.data or {}, path) if path else spec_file.StackFile
             if cls is not None and node.value:
                 entries = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
                 self.maps.append((node.value[0][0].start_mark.index, bool(node.flow_style), entries, cls))

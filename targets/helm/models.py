@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from stackc.ir import Cluster, Deployment, Endpoint, SecretRef, Service
+from stackc.ir import Deployment, Endpoint, SecretRef, Service
+from stackc.ir_platform import Cluster
 from stackc.units import GIB
 
 from . import chart

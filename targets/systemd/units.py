@@ -10,7 +10,8 @@ import math
 
 from typing import Any, Callable
 
-from stackc.ir import Deployment, Endpoint, HostRun, SecretRef, Service
+from stackc.ir import Deployment, Endpoint, SecretRef, Service
+from stackc.ir_platform import HostRun
 from stackc import output
 from stackc.output import to_unit, unit_word
 from stackc.units import GIB
