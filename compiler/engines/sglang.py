@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional, TYPE_CHECKING
 
-from .. import images, locks
+from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
 from ..ir import EngineConfig, EnvValue, Health, KV_DISK_DIR, KvOffload, Resources
@@ -16,6 +16,7 @@ from ..ir_platform import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import adapter_path
 from .flags import listen_on, render_args
+from .installs import venv_installs
 
 if TYPE_CHECKING:
     from ..spec_targets import Systemd
@@ -183,11 +184,7 @@ class Sglang(Engine):
         return f"{s.sglang_venv}/bin/python3"
 
     def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
-        lmcache = ec.kv_mechanism == "lmcache"
-        lock = locks.engine_lock(self.name, ec.version, lmcache)
-        return [Install("apt", "python3-venv"),
-                Install("venv", s.sglang_venv, lock.file if lock else "", lock.requirement if lock else
-                        locks.requirement(self.pip_package, ec.version, lmcache))]
+        return venv_installs(self, ec, s.sglang_venv)
 
 
 def _hicache_gb(tiers, ranks: int) -> int:

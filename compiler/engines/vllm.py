@@ -21,7 +21,7 @@ import json
 import math
 from typing import Optional, TYPE_CHECKING
 
-from .. import images, locks
+from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
 from ..ir import EngineConfig, EnvValue, KV_DISK_DIR, KvOffload, Resources, SecretRef
@@ -31,6 +31,7 @@ from .base import (Budget, BudgetInputs, Capacity, Engine, GIB, Release, Version
                    version_text)
 from .downloads import adapter_path
 from .flags import listen_on, render_args
+from .installs import venv_installs
 
 if TYPE_CHECKING:
     from ..spec_targets import Systemd
@@ -346,11 +347,7 @@ class Vllm(Engine):
         return f"{s.vllm_venv}/bin/python3"
 
     def host_installs(self, ec: EngineConfig, s: "Systemd") -> list[Install]:
-        lmcache = ec.kv_mechanism == "lmcache"
-        lock = locks.engine_lock(self.name, ec.version, lmcache)
-        return [Install("apt", "python3-venv"),
-                Install("venv", s.vllm_venv, lock.file if lock else "", lock.requirement if lock else
-                        locks.requirement(self.pip_package, ec.version, lmcache))]
+        return venv_installs(self, ec, s.vllm_venv)
 
 
 def lmcache_env(ec: EngineConfig) -> list[tuple[str, EnvValue]]:
