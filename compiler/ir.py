@@ -3,17 +3,20 @@
 Nodes are frozen dataclasses. Everything two targets would otherwise both compute (an
 engine's argv, which GPUs a replica gets, a health path, the gateway's upstreams, a secret's
 name, the start-up budget) is decided before this point and carried here. Targets translate.
+
+The IR is the same for every target. What only one kind of platform needs (a cluster's node
+labels and Secrets, a host's paths and runs, a cloud's subnet) is added by that target's own
+`prepare`, as a subclass of `Deployment` in the target's folder (`specialise`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, TypeVar, Union
 
 from .diagnostics import Span
 from .images import Image
-from .ir_platform import Cluster, Hosts, Provisioning
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,20 @@ class Node:
     spot: bool = False
     cache_bytes: int = 0  # the model cache this node fills (the weights of the models placed here)
     cache_on_local_nvme: bool = False  # the cache goes on the machine's own NVMe disks (a cloud target mounts them)
+    index: int = 0  # its place in `Deployment.nodes`: node i of the stack
+
+
+@dataclass(frozen=True)
+class Install:
+    """Software a host must have for a native run (an engine's `host_installs`, a component's):
+    a distribution package (`apt`), a virtual environment filled from a hashed lock (`venv`;
+    `lock` is empty where stackc has no lock for this version), or a release archive unpacked
+    into a directory (`archive`)."""
+
+    kind: Literal["apt", "venv", "archive"]
+    name: str  # the package, the venv's directory, or the archive's directory
+    lock: str = ""  # venv: the lock's file name
+    requirement: str = ""  # venv: the top-level pins; archive: its URL
 
 
 @dataclass(frozen=True)
@@ -286,8 +303,6 @@ class SecretDecl:
     name: str
     description: str
     generated: bool = False  # declared by stackc for a component (e.g. Grafana's admin password)
-    k8s_name: Optional[str] = None
-    k8s_key: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -331,9 +346,6 @@ class Deployment:
     files: tuple[ConfigFile, ...]
     features: tuple[Feature, ...]
     gateway_port: int
-    cluster: Optional[Cluster] = None
-    hosts: Optional[Hosts] = None
-    provisioning: Optional[Provisioning] = None
     routing: str = "round-robin"  # how requests spread over a model's replicas (tiering.routing)
     session_key: str = "x-session-id"
     models: tuple[ModelNode, ...] = ()  # in the spec's order
@@ -368,3 +380,14 @@ class Deployment:
         """`<stack>-<service>`: the globally unique name (units, Kubernetes objects)."""
         name = service if isinstance(service, str) else service.name
         return f"{self.name}-{name}"
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+def specialise(dep: Deployment, cls: type[D], **extra: Any) -> D:
+    """`dep` as a target's own subclass of `Deployment`, with what only that target computes
+    (and any field replaced, such as `features` with the target's own findings)."""
+    values = {f.name: getattr(dep, f.name) for f in fields(dep)}  # a subclass's own fields come along
+    values.update(extra)
+    return cls(**values)

@@ -2,7 +2,8 @@
 
 Every decision that is not specific to one target is made here or in `engines/`: service
 names, which GPUs each replica gets, engine argv and environment, the download job, health
-checks and start-up budgets, the gateway's upstreams, the secrets each service reads.
+checks and start-up budgets, the gateway's upstreams, the secrets each service reads. What only
+one target needs is that target's own `prepare` (targets/<name>/), run only when it builds.
 """
 
 from __future__ import annotations
@@ -10,18 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import components, hosts as host_runs, images, routing
+from . import components, images, routing
 from .engines.downloads import DownloadStep
 from .ir import (KV_DISK_DIR, Autoscale, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode,
                  Mount, Node, Replicas, SecretDecl, SecretRef, Service, Volume)
-from .ir_platform import Cluster, Provisioning
 from .placement import demands_of, place, place_plan
-from . import storage
 from .engine_config import CACHE_DIR, LOCAL_DIR, engine_config
 from .plan import ModelPlan, Plan
-from .planner import engine_overhead_s, read_bytes
 from .resolve import ResolvedStack
-from .spec_targets import Kubernetes, Terraform
 
 CACHE_VOLUME = "models"
 # What an engine asked to stop lets finish: under the 30 s Kubernetes gives a pod by default
@@ -52,7 +49,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
              plan.instance.name if plan.instance else None,
              plan.instance.price_usd_per_hour if plan.instance else None,
              needs[n].memory_bytes if n in needs else 0, needs[n].disk_bytes if n in needs else 0, stack.spot,
-             cache[n], bool(plan.storage and plan.storage.on_local_nvme))
+             cache[n], bool(plan.storage and plan.storage.on_local_nvme), index=n)
         for n in range(stack.nodes)
     )
 
@@ -87,17 +84,12 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     volumes += ui_volumes
 
     gateway_key = spec.gateway.api_key.secret if spec.gateway and spec.gateway.api_key else None
-    secrets = [SecretDecl(name, _describe_secret(name, decl, gateway_key), False,
-                          decl.k8s.name if decl and decl.k8s else None, decl.k8s.key if decl and decl.k8s else None)
-               for name, decl in sorted(spec.secrets.items())]
+    secrets = [SecretDecl(name, _describe_secret(name, decl, gateway_key)) for name, decl in sorted(spec.secrets.items())]
     for generated in gateway_secrets + obs_secrets + ui_secrets:
         if generated.name not in spec.secrets:
             secrets.append(generated)
 
     return Deployment(
-        cluster=cluster(stack, plan),
-        hosts=host_runs.resolve(spec, project, services, volumes, stack.nodes, cloud=stack.provider != "on-prem"),
-        provisioning=provisioning(spec.terraform or Terraform()),
         name=spec.name,
         environment=stack.environment,
         project=project,
@@ -127,35 +119,6 @@ def _model_nodes(stack: ResolvedStack, services: list[Service]) -> tuple[ModelNo
     return tuple(ModelNode(rm.spec.name, rm.engine.name, tuple(replicas.get(rm.spec.name, ())), downloads.get(rm.spec.name),
                            where("models", rm.index, key=True), where("models", rm.index, "name"))
                  for rm in stack.models)
-
-
-def provisioning(t: Terraform) -> Provisioning:
-    return Provisioning(t.subnet_cidr, t.root_volume_gib, t.boot)
-
-
-def release_name(stack: str) -> str:
-    """The Helm release: not the stack's own name, because the chart creates a Secret
-    `<release>-secrets` of its own, and `<stack>-secrets` is the user's (SPEC.md)."""
-    return f"{stack}-llm"
-
-
-def cluster(stack: ResolvedStack, plan: Plan) -> Cluster:
-    """Kubernetes settings, resolved: the GPU's node label value from the catalog unless the spec
-    gives one, and whether a rollout can start a new replica before stopping an old one."""
-    k = stack.spec.kubernetes or Kubernetes()
-    labels = dict(stack.gpu.node_labels)
-    claim = storage.kubernetes_claim(k.storage_read)
-    budgets = [storage.startup_budget(claim.seconds(read_bytes(mp)), engine_overhead_s(mp)) for mp in plan.models]
-    spare = stack.gpus_per_node * stack.nodes - plan.gpus_needed
-    largest = max((mp.gpus_per_replica for mp in plan.models), default=1)
-    return Cluster(
-        release=release_name(stack.spec.name), secret_name=f"{stack.spec.name}-secrets",
-        namespace=k.namespace or (stack.spec.name if stack.environment is None else f"{stack.spec.name}-{stack.environment}"), gpu_label=k.gpu_label,
-        gpu_label_value=k.gpu_label_value or labels.get(k.gpu_label), runtime_class=k.runtime_class,
-        storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
-        prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
-        secret_template=k.secret_template, rollout_surge=spare >= largest, startup_budget_s=max(budgets, default=60),
-    )
 
 
 def _describe_secret(name: str, decl, gateway_key: Optional[str]) -> str:
@@ -271,39 +234,16 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         if mp.gpus_per_replica > stack.gpus_per_node:
             i = mp.model.index
             out.append(Feature("replica-spans-nodes", where("models", i, key=True), mp.model.name, (mp.model.name,)))
-    k = spec.kubernetes
-    if not dict(stack.gpu.node_labels).get(k.gpu_label if k else "nvidia.com/gpu.product") and not (k and k.gpu_label_value):
-        span = where("kubernetes", "gpu_label") if k else where("hardware", "gpu")
-        out.append(Feature("k8s-gpu-label-unknown", span, stack.gpu.id, label=k.gpu_label if k else "nvidia.com/gpu.product"))
-    # a ReadWriteOnce claim attaches to one node: replicas of a model (or models sharing one claim)
-    # spread over several nodes need ReadWriteMany
-    access = k.model_cache_access if k else "ReadWriteOnce"
-    if stack.nodes > 1 and access != "ReadWriteMany":
-        shared = [mp.model.name for mp in plan.models if mp.replicas_max > 1]
-        if k and k.model_cache_claim and len(plan.models) > 1:
-            shared = [mp.model.name for mp in plan.models]
-        if shared:
-            span = where("kubernetes", "model_cache_access") if k and "model_cache_access" in k.model_fields_set else (
-                where("kubernetes", "model_cache_claim") if k and k.model_cache_claim else where("hardware", "nodes"))
-            out.append(Feature("k8s-cache-read-write-once", span, models=tuple(shared), nodes=stack.nodes))
     if plan.shared_groups:  # a cluster gives each pod whole GPUs: does the stack still fit?
         whole = [(mp.model.name, mp.gpus_per_replica, mp.replicas_max) for mp in plan.models]
         fits = place(whole, stack.gpus_per_node, stack.nodes) is not None
         index = {rm.spec.name: rm.index for rm in stack.models}
         for group in plan.shared_groups:
             out.append(Feature("shared-gpu", where("models", index[group[0]], key=True), models=tuple(group), fits=fits))
-    user = spec.systemd.user if spec.systemd else "stackc"
-    out.append(Feature("service-user", (where("systemd", "user") if spec.systemd and "user" in spec.systemd.model_fields_set
-                                        else None) or where("hardware", key=True), user))
     if stack.provider == "on-prem":
         out.append(Feature("on-prem", where("hardware", "provider") or where("hardware", key=True), ""))
     else:
         out.append(Feature("provider", where("hardware", "provider"), stack.provider))
-    if stack.nodes > 1 and stack.provider == "on-prem" and len(spec.systemd.node_addresses if spec.systemd else []) < stack.nodes:
-        span = where("systemd", "node_addresses") if spec.systemd and spec.systemd.node_addresses else where("hardware", "nodes")
-        out.append(Feature("hosts-address-unknown", span, nodes=stack.nodes))
-    if spec.terraform and spec.terraform.boot == "compose" and stack.nodes > 1:
-        out.append(Feature("compose-boot-multi-node", where("terraform", "boot"), nodes=stack.nodes))
     if stack.nodes > 1:
         one = place(demands_of(plan), stack.gpus_per_node, 1) is not None
         out.append(Feature("multi-node", where("hardware", "nodes"), nodes=stack.nodes, fits=one))

@@ -132,7 +132,8 @@ def emit(unit: Unit, target_name: str, spec_name: str) -> tuple[Optional[dict[st
     from stackc.targets import get
 
     target = get(target_name)
-    diags = sorted(target.check(unit.deployment), key=Diagnostic.sort_key)
+    dep = target.prepare(unit.deployment, unit.plan)
+    diags = sorted(target.check(dep), key=Diagnostic.sort_key)
     if has_errors(diags):
         return None, diags
-    return target.emit(unit.deployment, spec_name), diags
+    return target.emit(dep, spec_name), diags

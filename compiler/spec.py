@@ -3,19 +3,19 @@
 `Stack` is one deployable stack after an environment has been merged and defaults filled in;
 `spec_file.StackFile` is what a user writes (with `defaults:` and `environments:`). The JSON
 Schema in `schemas/stack.schema.json` is generated from `StackFile`, so every field's
-`description` is what editors show. The value types are in `spec_values`, the sections only
-some targets read (`kubernetes:`, `systemd:`, `terraform:`) in `spec_targets`.
+`description` is what editors show. The value types are in `spec_values`. The sections only
+one target reads (`kubernetes:`, `systemd:`, `terraform:`) belong to their targets: each is a
+target's `options.SECTION`, added to `Stack` from the target registry.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag
+from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
 from pydantic_core import PydanticCustomError
 
 from .engines import names as engine_names
-from .spec_targets import Kubernetes, Systemd, Terraform
 from .spec_values import (ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
                           StackName, _kind, _Strict)
 
@@ -344,7 +344,7 @@ class SecretDecl(_Strict):
 MAX_MODELS = 16_384  # models in one stack (one environment): see bench/scale.py and docs/planner.md
 
 
-class Stack(_Strict):
+class StackCore(_Strict):
     """One deployable stack: the base document, or an environment merged onto it."""
 
     stack: Literal["v1"] = Field(description="Format version; `v1`.")
@@ -357,12 +357,35 @@ class Stack(_Strict):
     tiering: Optional[Tiering] = Field(None, description="KV-cache tiers, routing and overflow.")
     gateway: Optional[Gateway] = Field(None, description="The OpenAI-compatible gateway; default port 8080, no key, no UI.")
     observability: Optional[Observability] = Field(None, description="Metrics, dashboards and GPU metrics.")
-    kubernetes: Optional[Kubernetes] = Field(None, description="Cluster settings for the helm target.")
-    systemd: Optional[Systemd] = Field(None, description="Host settings for the systemd target.")
-    terraform: Optional[Terraform] = Field(None, description="Cloud settings for the terraform target.")
-    secrets: dict[SecretName, Optional[SecretDecl]] = Field(
-        default_factory=dict, description="Declared secret names; values never appear in a spec or in any output."
-    )
+
+    def section(self, key: str) -> Any:
+        """A target's section as the spec gives it, or its defaults where the spec leaves it out."""
+        given = getattr(self, key, None)
+        if given is not None:
+            return given
+        from stackc.targets.registry import section
+
+        found = section(key)
+        return found.model() if found is not None else None
+
+
+def target_sections(core: type, wrap=lambda model: model) -> dict[str, Any]:
+    """The fields the registered targets add to `core`, in the order of their keys: each target's
+    section model (through `wrap`: the overlay builds partial ones), optional."""
+    from stackc.targets.registry import sections
+
+    fields: dict[str, Any] = {}
+    for section in sections():
+        if section.name in core.model_fields:
+            raise RuntimeError(f"a target's section `{section.name}:` would replace the spec's own field of that name")
+        fields[section.name] = (Optional[wrap(section.model)], Field(None, description=section.description))
+    return fields
+
+
+Stack = create_model(
+    "Stack", __base__=StackCore, __module__=__name__, __doc__=StackCore.__doc__, **target_sections(StackCore),
+    secrets=(dict[SecretName, Optional[SecretDecl]], Field(
+        default_factory=dict, description="Declared secret names; values never appear in a spec or in any output.")))
 
 
 FILE_ONLY = ("defaults", "environments")  # the keys a spec file has beyond one stack (spec_file.py)

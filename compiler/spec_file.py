@@ -11,8 +11,8 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field, create_model
 
-from .spec import Gateway, Hardware, Model, Observability, ReplicaRange, SecretDecl, SecretRef, Stack, Tiering
-from .spec_targets import Kubernetes, Systemd, Terraform
+from .spec import (Gateway, Hardware, Model, Observability, ReplicaRange, SecretDecl, SecretRef, Stack, Tiering,
+                   target_sections)
 from .spec_values import EnvName, SecretName, _Strict
 
 _partials: dict[type, type] = {}
@@ -68,11 +68,8 @@ HardwareOverlay = _partial(Hardware, name="HardwareOverlay")
 GatewayOverlay = _partial(Gateway, name="GatewayOverlay")
 ObservabilityOverlay = _partial(Observability, name="ObservabilityOverlay")
 TieringOverlay = _partial(Tiering, name="TieringOverlay")
-KubernetesOverlay = _partial(Kubernetes, name="KubernetesOverlay")
-SystemdOverlay = _partial(Systemd, name="SystemdOverlay")
-TerraformOverlay = _partial(Terraform, name="TerraformOverlay")
 
-class EnvironmentOverlay(_Strict):
+class _EnvironmentCore(_Strict):
     """Changes merged onto the base document for one environment (see Overlays in the docs)."""
 
     defaults: Optional[ModelDefaults] = Field(None, description="Changes to `defaults:`.")  # type: ignore[valid-type]
@@ -81,10 +78,19 @@ class EnvironmentOverlay(_Strict):
     tiering: Optional[TieringOverlay] = Field(None, description="Changes to `tiering:`; `null` removes it.")  # type: ignore[valid-type]
     gateway: Optional[GatewayOverlay] = Field(None, description="Changes to `gateway:`.")  # type: ignore[valid-type]
     observability: Optional[ObservabilityOverlay] = Field(None, description="Changes to `observability:`.")  # type: ignore[valid-type]
-    kubernetes: Optional[KubernetesOverlay] = Field(None, description="Changes to `kubernetes:`.")  # type: ignore[valid-type]
-    systemd: Optional[SystemdOverlay] = Field(None, description="Changes to `systemd:`.")  # type: ignore[valid-type]
-    terraform: Optional[TerraformOverlay] = Field(None, description="Changes to `terraform:`.")  # type: ignore[valid-type]
-    secrets: Optional[dict[SecretName, Optional[SecretDecl]]] = Field(None, description="More declared secrets.")
+
+
+def _section_overlays() -> dict[str, Any]:
+    """Each target's section as a partial overlay, described as the core sections are."""
+    return {key: (annotation, Field(None, description=f"Changes to `{key}:`."))
+            for key, (annotation, _) in target_sections(_EnvironmentCore, _partial).items()}
+
+
+EnvironmentOverlay = create_model(
+    "EnvironmentOverlay", __base__=_EnvironmentCore, __module__=__name__, __doc__=_EnvironmentCore.__doc__,
+    **_section_overlays(),
+    secrets=(Optional[dict[SecretName, Optional[SecretDecl]]], Field(None, description="More declared secrets.")))
+
 
 class StackFile(Stack):
     """A stack spec file: the base stack, `defaults:` for its models, and environment overlays."""

@@ -8,12 +8,16 @@ target lacks is an SC6xx diagnostic pointing at the spec, never a silent drop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from stackc.diagnostics import Diagnostic
 from stackc.ir import Deployment, Feature
 
 from .registry import targets_that
+from .section import Section
+
+if TYPE_CHECKING:
+    from stackc.plan import Plan
 
 Artifacts = dict[str, bytes]  # relative path -> file content
 
@@ -42,13 +46,20 @@ def listed(names) -> str:
 
 
 class Target:
-    """A back end. A subclass states its name, its capabilities and `emit`; a check only it
-    needs (a naming rule of its format, a setting of its own section) goes in its `check`,
-    after `super().check(dep)`."""
+    """A back end. A subclass states its name, its capabilities and `emit`. What only it needs
+    goes in its own folder: its spec section (`options.SECTION`, also set as `section`), its own
+    lowering (`prepare`: the section and the plan into a `Deployment` subclass of its own, with
+    any findings as features), and a check of its format (a naming rule) in `check`, after
+    `super().check(dep)`."""
 
     name: str = ""
     description: str = ""
     capabilities: Capabilities = Capabilities()
+    section: Optional[Section] = None  # the spec's top-level key only this target reads
+
+    def prepare(self, dep: Deployment, plan: "Plan") -> Deployment:
+        """The target's own lowering, run only when it builds; by default, nothing to add."""
+        return dep
 
     def check(self, dep: Deployment) -> list[Diagnostic]:
         return [d for f in dep.features if (d := self._unsupported(f)) is not None]

@@ -16,6 +16,7 @@ import yaml
 from stackc.pipeline import analyse, emit, open_spec
 
 from stackc.targets.helm import chart
+from stackc.targets.helm.cluster import release_name
 from stackc.targets.helm.objects import escape
 
 from .conftest import MINIMAL, ROOT, compile_spec, example_builds, run_cli, run_tool, tool, write_spec
@@ -26,7 +27,7 @@ CRD_KINDS = {"ServiceMonitor@monitoring.coreos.com/v1", "ScaledObject@keda.sh/v1
 
 def helm_builds() -> list[tuple[str, str, dict, str]]:
     """(id, release, values, README) for every example variant the helm target accepts."""
-    return [(name, unit.deployment.cluster.release, yaml.safe_load(files["values.yaml"]), files["README.md"].decode())
+    return [(name, release_name(unit.deployment.name), yaml.safe_load(files["values.yaml"]), files["README.md"].decode())
             for name, unit, files in example_builds("helm")]
 
 

@@ -1,7 +1,8 @@
 """A target is one folder and one registry line: a throw-away target, in a package of its own
 installed nowhere but a temporary directory (its distribution metadata names it in the
 `stackc.targets` entry-point group), is built with `stackc build --target`, listed in the
-help and in "use a target that does" messages, with no file of stackc's touched."""
+help and in "use a target that does" messages, owns a spec section of its own (`echo:`, its
+options model, its own lowering and check), with no file of stackc's touched."""
 
 from __future__ import annotations
 
@@ -16,7 +17,18 @@ from .conftest import ROOT
 STACKC = Path(sys.executable).with_name("stackc")
 
 TARGET = '''
+from dataclasses import dataclass
+
+from stackc.diagnostics import Diagnostic
+from stackc.ir import Deployment, Feature, specialise
 from stackc.targets import Capabilities, Target
+
+from .options import SECTION
+
+
+@dataclass(frozen=True)
+class EchoDeployment(Deployment):
+    prefix: str = ""
 
 
 class EchoTarget(Target):
@@ -24,9 +36,36 @@ class EchoTarget(Target):
     description = "one line per service: its name and image"
     capabilities = Capabilities(multi_node=True, gpu_vendors=("nvidia", "amd"), kv_tiers=True, overflow=True,
                                 routing=("round-robin", "least-load", "session", "prefix-aware"))
+    section = SECTION
+
+    def prepare(self, dep, plan):
+        options = plan.stack.spec.section("echo")
+        found = (Feature("echo-shout", plan.stack.where("echo", "prefix")),) if options.prefix.isupper() else ()
+        return specialise(dep, EchoDeployment, prefix=options.prefix, features=dep.features + found)
+
+    def check(self, dep):
+        return super().check(dep) + [Diagnostic.error("SC607", "the echo target does not shout", f.span,
+                                                      help="write `echo.prefix` in lowercase")
+                                     for f in dep.features if f.name == "echo-shout"]
 
     def emit(self, dep, spec_name):
-        return {"services.txt": "".join(f"{s.name} {s.image.ref}\\n" for s in dep.services).encode()}
+        return {"services.txt": "".join(f"{dep.prefix}{s.name} {s.image.ref}\\n" for s in dep.services).encode()}
+'''
+
+OPTIONS = '''
+from pydantic import Field
+
+from stackc.spec_values import _Strict
+from stackc.targets.section import Section
+
+
+class Echo(_Strict):
+    """Settings only the echo target reads."""
+
+    prefix: str = Field("", description="Written before every line.")
+
+
+SECTION = Section("echo", Echo, "Settings for the echo target.")
 '''
 
 
@@ -35,6 +74,7 @@ def _install(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     (site / "stackc_echo").mkdir(parents=True)
     (site / "stackc_echo" / "__init__.py").write_text(TARGET)
+    (site / "stackc_echo" / "options.py").write_text(OPTIONS)
     meta = site / "stackc_echo-0.1.dist-info"
     meta.mkdir()
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: stackc-echo\nVersion: 0.1\n")
@@ -62,6 +102,38 @@ def test_a_target_from_another_package_builds_like_a_built_in_one(tmp_path):
     assert (tmp_path / "all" / "echo" / "services.txt").exists() and (tmp_path / "all" / "helm" / "values.yaml").exists()
 
 
+def test_a_target_owns_its_spec_section(tmp_path):
+    """`echo:` is checked by the target's own model (in the schema too), read by its `prepare`,
+    and refused by its own `check` with a span in the section; without the target it is unknown."""
+    env = _install(tmp_path)
+    base = (ROOT / "examples" / "chatbot-8b-l40s.yaml").read_text()
+    spec = tmp_path / "echo.yaml"
+    spec.write_text(base + "echo:\n  prefix: '> '\n")
+    result = _stackc(env, "build", str(spec), "--target", "echo", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "services.txt").read_text().startswith("> ")
+    assert _stackc(env, "build", str(spec), "--target", "compose", "-o", str(tmp_path / "c")).returncode == 0
+
+    schema = json.loads(_stackc(env, "schema").stdout)
+    assert schema["properties"]["echo"]["description"] == "Settings for the echo target."
+    assert schema["$defs"]["EnvironmentOverlay"]["properties"]["echo"]["description"] == "Changes to `echo:`."
+
+    spec.write_text(base + "echo:\n  prefx: x\n")
+    wrong = _stackc(env, "validate", str(spec))
+    assert wrong.returncode == 1 and "`prefx`" in wrong.stdout and f"{spec}:" in wrong.stdout, wrong.stdout
+
+    spec.write_text(base + "echo:\n  prefix: LOUD\n")
+    lines = base.count("\n")
+    shout = _stackc(env, "build", str(spec), "--target", "echo", "-o", str(tmp_path / "o2"), "-f", "json")
+    found = json.loads(shout.stdout or shout.stderr)
+    assert shout.returncode == 1 and not (tmp_path / "o2").exists()
+    assert [(d["code"], d["line"]) for d in found] == [("SC607", lines + 2)], found
+
+    spec.write_text(base + "echo:\n  prefix: x\n")
+    alone = _stackc({**os.environ, "NO_COLOR": "1"}, "validate", str(spec))
+    assert alone.returncode == 1 and "`echo`" in alone.stdout, alone.stdout
+
+
 def test_which_targets_can_messages_read_the_registry(tmp_path):
     env = _install(tmp_path)
     spec = tmp_path / "amd.yaml"
@@ -72,11 +144,16 @@ def test_which_targets_can_messages_read_the_registry(tmp_path):
 
 
 def test_validate_and_help_import_no_target():
+    """`validate` reads the targets' spec sections (their `options` modules, found through the
+    registry) and nothing else of them: no Target, no translation, not `base`."""
     probe = ("import sys; from stackc.cli import app; from typer.testing import CliRunner; "
              "r = CliRunner().invoke(app, ['validate', 'examples/chatbot-8b-l40s.yaml']); "
              "print(r.exit_code, sorted(m for m in sys.modules if m.startswith('stackc.targets.')))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.stdout.split(" ", 1) == ["0", "[]\n"], result.stdout + result.stderr
+    sections = ["helm.options", "systemd.options", "terraform.options"]
+    packages = ["compose", "helm", "systemd", "terraform"]  # docstrings only: a submodule's import runs them
+    loaded = sorted(f"stackc.targets.{m}" for m in ["registry", "section", *sections, *packages])
+    assert result.stdout == f"0 {loaded}\n", result.stdout + result.stderr
 
 
 ENGINE = '''

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stackc.targets.terraform import TerraformTarget
+from stackc.targets.terraform.target import TerraformTarget
 from stackc.targets.terraform.arguments import ARGUMENTS, META_ARGUMENTS
 
 from .conftest import MINIMAL, ROOT, compile_spec, example_builds, example_specs, run_tool, tool
@@ -443,7 +443,7 @@ def test_an_engine_version_without_a_lock_or_python_is_refused_before_a_node_boo
     files, codes, shown = build_spec(tmp_path, old)
     assert files is None and codes == ["SC612"] and "vllm==0.31.0" in shown and "remove `image:`" in shown
     # the 22.04 image Azure used to boot: Python 3.10, below vLLM 0.33's 3.11
-    from stackc.targets.terraform import CLOUDS
+    from stackc.targets.terraform.target import CLOUDS
 
     monkeypatch.setattr(type(CLOUDS["aws"]), "image_python", (3, 10))
     files, codes, shown = build_spec(tmp_path, CLOUD)
@@ -463,7 +463,8 @@ NVME_STUBS = {
 
 def cache_on_nvme(tmp_path, disks: list[str], mounted: dict[str, str] = {}) -> tuple[subprocess.CompletedProcess, str, str]:
     """Run the boot program's cache_on_nvme with disks as files under a fake /dev/disk/by-id."""
-    from stackc.targets.terraform import CLOUDS, boot
+    from stackc.targets.terraform import boot
+    from stackc.targets.terraform.target import CLOUDS
 
     by_id, dev = tmp_path / "by-id", tmp_path / "dev"
     by_id.mkdir()

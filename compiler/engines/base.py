@@ -18,8 +18,8 @@ from ..compat import Rule, Support
 
 if TYPE_CHECKING:
     from ..ir import Endpoint
-    from ..ir_platform import Install
-    from ..spec_targets import Systemd
+    from ..ir import Install
+    from stackc.targets.systemd.options import Systemd
     from ..catalog import ModelInfo
     from ..memory import KvShape
 from ..images import Image

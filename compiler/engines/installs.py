@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .. import locks
 from ..ir import EngineConfig
-from ..ir_platform import Install
+from ..ir import Install
 
 if TYPE_CHECKING:
     from .base import Engine

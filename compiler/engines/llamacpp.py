@@ -19,7 +19,7 @@ from .downloads import DownloadStep, python_hf_download, sh_quote
 from .flags import render_args
 
 if TYPE_CHECKING:
-    from ..spec_targets import Systemd
+    from stackc.targets.systemd.options import Systemd
 
 
 class LlamaCpp(Engine):

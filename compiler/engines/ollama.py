@@ -14,12 +14,12 @@ from .. import images
 from ..artifacts import Artifact
 from ..compat import GGUF, Rule, Support
 from ..ir import Endpoint, EngineConfig, Health, Resources
-from ..ir_platform import Install
+from ..ir import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release
 from .downloads import DownloadStep, sh_quote
 
 if TYPE_CHECKING:
-    from ..spec_targets import Systemd
+    from stackc.targets.systemd.options import Systemd
 
 
 ARCHIVE = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-amd64.tgz"

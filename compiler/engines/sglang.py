@@ -12,14 +12,14 @@ from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
 from ..ir import EngineConfig, EnvValue, Health, KV_DISK_DIR, KvOffload, Resources
-from ..ir_platform import Install
+from ..ir import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import adapter_path
 from .flags import listen_on, render_args
 from .installs import venv_installs
 
 if TYPE_CHECKING:
-    from ..spec_targets import Systemd
+    from stackc.targets.systemd.options import Systemd
 
 
 class Sglang(Engine):

@@ -25,7 +25,7 @@ from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
 from ..ir import EngineConfig, EnvValue, KV_DISK_DIR, KvOffload, Resources, SecretRef
-from ..ir_platform import Install
+from ..ir import Install
 from ..memory import KvShape, kv_layer_groups
 from .base import (Budget, BudgetInputs, Capacity, Engine, GIB, Release, Version, blocks, forward_activation_bytes,
                    version_text)
@@ -34,7 +34,7 @@ from .flags import listen_on, render_args
 from .installs import venv_installs
 
 if TYPE_CHECKING:
-    from ..spec_targets import Systemd
+    from stackc.targets.systemd.options import Systemd
 
 # Bytes per element of the [max_num_seqs, vocab] logits the profiling run pushes through the
 # sampler, at its peak. vLLM's own top-k/top-p path (v1 `apply_top_k_top_p`) holds the 16-bit

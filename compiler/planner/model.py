@@ -109,9 +109,9 @@ def start_up(p: Plan, placement: Optional[dict]) -> None:
     model sharing it has had min(b, its own size) read (replicas of one model read the same files)."""
     stack = p.stack
     cache = sum(int(mp.download_bytes * 1.1) for mp in p.models)
-    from ..spec_targets import Terraform
-
-    root = (stack.spec.terraform or Terraform()).root_volume_gib
+    # a cloud's root disk, which holds the cache where the machine has no local NVMe: the terraform
+    # target's setting (`terraform.root_volume_gib`), read through the spec's section accessor
+    root = stack.spec.section("terraform").root_volume_gib
     p.storage = storage.model_cache(stack.provider, p.instance, stack.disk_read, cache, root)
     on_node: dict[int, set[str]] = {}
     for name, replicas in (placement or {}).items():

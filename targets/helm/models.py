@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from stackc.ir import Deployment, Endpoint, SecretRef, Service
-from stackc.ir_platform import Cluster
+from stackc.ir import Endpoint, SecretRef, Service
 from stackc.units import GIB
 
 from . import chart
+from .cluster import Cluster, ClusterDeployment
 
 HF_HOME = "HF_HOME"  # the chart sets it to CACHE_DIR in the engine; we set the same in the init container
 
@@ -24,7 +24,7 @@ def quantity(n: int) -> str:
     return f"{max(1, math.ceil(n / GIB))}Gi"
 
 
-def model_spec(replicas: list[Service], download: Optional[Service], dep: Deployment, resolve) -> dict[str, Any]:
+def model_spec(replicas: list[Service], download: Optional[Service], dep: ClusterDeployment, resolve) -> dict[str, Any]:
     s = replicas[0]
     ec = s.engine
     assert ec is not None and s.group is not None and dep.cluster is not None
@@ -140,10 +140,10 @@ def env_var(name: str, value: Any, resolve) -> dict:
     return {"name": name, "value": value}
 
 
-def dep_secret_refs(dep: Deployment) -> list[tuple[str, dict]]:
+def dep_secret_refs(dep: ClusterDeployment) -> list[tuple[str, dict]]:
     """Each declared secret as the chart's `{secretName, secretKey}`."""
     assert dep.cluster is not None
-    return [(d.name, {"secretName": d.k8s_name or dep.cluster.secret_name, "secretKey": d.k8s_key or d.name})
+    return [(d.name, dict(zip(("secretName", "secretKey"), dep.cluster.secret_ref(d.name))))
             for d in dep.secrets]
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from stackc.ir import ConfigFile, Deployment, Service
+from stackc.ir import ConfigFile, Service
+
+from .cluster import ClusterDeployment
 
 from .models import env_var, quantity
 
@@ -38,7 +40,7 @@ class Objects:
     """Builds the extra objects of one deployment; `resolve` turns Endpoints and SecretRefs
     into the cluster's form."""
 
-    def __init__(self, dep: Deployment, resolve: Callable[[Any], Any], files: dict[str, ConfigFile]):
+    def __init__(self, dep: ClusterDeployment, resolve: Callable[[Any], Any], files: dict[str, ConfigFile]):
         assert dep.cluster is not None
         self.dep, self.cluster, self.resolve, self.files = dep, dep.cluster, resolve, files
         self.volumes = {v.name: v for v in dep.volumes}

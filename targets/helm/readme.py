@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from stackc import output
-from stackc.ir import Deployment
 
 from . import chart
+from .cluster import ClusterDeployment
 
 
-def render(dep: Deployment, spec_name: str, secrets: list[tuple[str, str]]) -> str:
+def render(dep: ClusterDeployment, spec_name: str, secrets: list[tuple[str, str]]) -> str:
     c = dep.cluster
     assert c is not None
     by_secret: dict[str, list[str]] = {}
     for name, key in secrets:
         by_secret.setdefault(name, []).append(key)
-    decl = {(d.k8s_name or c.secret_name, d.k8s_key or d.name): d for d in dep.secrets}
+    decl = {c.secret_ref(d.name): d for d in dep.secrets}
     lines = [
         f"# {dep.project}: install on Kubernetes",
         "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shlex import quote
 
-from stackc.ir import Deployment
+from .hosts import HostDeployment
 
 UNIT_DIR = "/etc/systemd/system"
 
@@ -119,7 +119,7 @@ fi
 """
 
 
-def script(dep: Deployment, node: str, files: dict[str, list[str]], services: list[str]) -> str:
+def script(dep: HostDeployment, node: str, files: dict[str, list[str]], services: list[str]) -> str:
     """`files`: each unit or config file, with the units that read it."""
     hosts = dep.hosts
     assert hosts is not None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackc.ir import Deployment
 from stackc.output import BLANK, Block, Comment
 
 from .cloud import Cloud, Items, Module, data, hcl_list, ignore, ref, resource, variable
+from .provisioning import CloudDeployment
 
 PROVIDER = ("hashicorp/aws", ">= 5.100, < 7.0")
 # the Deep Learning Base AMI with NVIDIA's driver, CUDA, the container toolkit and the AWS CLI
@@ -42,9 +42,9 @@ class Aws(Cloud):
                    "the nodes start the stack once all are set.")
     store = ("bucket", "The bucket holding the stack's files.", "aws_s3_bucket.stack.id")
 
-    def variables(self, dep: Deployment) -> Items:
+    def variables(self, dep: CloudDeployment) -> Items:
         return self.common_variables(dep) + [
-            variable("subnet_id", f"An existing subnet for the nodes (its CIDR must be {dep.provisioning.subnet_cidr}, "  # type: ignore[union-attr]
+            variable("subnet_id", f"An existing subnet for the nodes (its CIDR must be {dep.provisioning.subnet_cidr}, "
                      "the spec's `terraform.subnet_cidr`, with .10 and up free); null creates a VPC and subnet.",
                      "string", None),
             variable("availability_zone", "The zone of the subnet the module creates; null: the region's first.", "string", None),
@@ -54,10 +54,10 @@ class Aws(Cloud):
 
     # ---- main.tf
 
-    def main(self, dep: Deployment, module: Module) -> Items:
+    def main(self, dep: CloudDeployment, module: Module) -> Items:
         node = dep.nodes[0]
         several = len(dep.nodes) > 1
-        cidr = dep.provisioning.subnet_cidr  # type: ignore[union-attr]
+        cidr = dep.provisioning.subnet_cidr
         tags = {"stackc:stack": dep.project}
         items: Items = [
             Block("provider", ("aws",), (("region", node.region),
@@ -95,7 +95,7 @@ class Aws(Cloud):
                      ("route_table_id", ref("aws_route_table.stack[0].id"))),
         ]
 
-    def security(self, dep: Deployment, module: Module, several: bool) -> Items:
+    def security(self, dep: CloudDeployment, module: Module, several: bool) -> Items:
         items: Items = [
             resource("aws_security_group", "stack", ("name_prefix", ref('"${local.name}-"')),
                      ("description", f"{dep.project}: public ports from allowed_cidrs, SSH from ssh_cidrs, the nodes to each other"),
@@ -172,7 +172,7 @@ class Aws(Cloud):
                      ("role", ref("aws_iam_role.node.name"))),
         ]
 
-    def machines(self, dep: Deployment, several: bool) -> Items:
+    def machines(self, dep: CloudDeployment, several: bool) -> Items:
         node = dep.nodes[0]
         items: Items = [
             data("aws_ami", "gpu", ("most_recent", True), ("owners", ["amazon"]),

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackc.ir import Deployment
 from stackc.output import BLANK, Block, Comment
 
 from .cloud import Cloud, Items, Module, data, hcl_list, ignore, ref, resource, variable
+from .provisioning import CloudDeployment
 
 PROVIDER = ("hashicorp/azurerm", ">= 4.81, < 6.0")
 # Ubuntu 24.04 HPC (Azure/azhpc-images ubuntu-24.04-hpc): Python 3.12. The 22.04 image's 3.10 cannot
@@ -84,13 +84,13 @@ class Azure(Cloud):
                    "nodes start the stack once none holds the placeholder.")
     store = ("key_vault", "The Key Vault holding the secrets.", "azurerm_key_vault.stack.name")
 
-    def variables(self, dep: Deployment) -> Items:
+    def variables(self, dep: CloudDeployment) -> Items:
         return [
             variable("subscription_id", "The Azure subscription the stack runs in; required.", "string"),
             *self.common_variables(dep),
             variable("ssh_public_key", "The public key Azure requires to create a Linux VM (user " + ADMIN_USER + "); SSH stays "
                      "closed unless ssh_cidrs names a block.", "string"),
-            variable("subnet_id", f"An existing subnet for the nodes (its prefix must be {dep.provisioning.subnet_cidr}, "  # type: ignore[union-attr]
+            variable("subnet_id", f"An existing subnet for the nodes (its prefix must be {dep.provisioning.subnet_cidr}, "
                      "the spec's `terraform.subnet_cidr`, with .10 and up free); null creates a virtual network.", "string", None),
             variable("name_suffix", "Storage account and Key Vault names are global: a suffix that makes them unique "
                      "(lowercase letters and digits); null: the start of the subscription id.", "string", None),
@@ -98,7 +98,7 @@ class Azure(Cloud):
 
     # ---- main.tf
 
-    def main(self, dep: Deployment, module: Module) -> Items:
+    def main(self, dep: CloudDeployment, module: Module) -> Items:
         node = dep.nodes[0]
         several = len(dep.nodes) > 1
         rg = ("resource_group_name", ref("azurerm_resource_group.stack.name"))
@@ -126,9 +126,9 @@ class Azure(Cloud):
         items += self.machines(dep, several, rg, loc)
         return items
 
-    def network(self, dep: Deployment, module: Module, several: bool, rg: Any, loc: Any) -> Items:
+    def network(self, dep: CloudDeployment, module: Module, several: bool, rg: Any, loc: Any) -> Items:
         count = ("count", ref("var.subnet_id == null ? 1 : 0"))
-        cidr = dep.provisioning.subnet_cidr  # type: ignore[union-attr]
+        cidr = dep.provisioning.subnet_cidr
         nsg = ("network_security_group_name", ref("azurerm_network_security_group.stack.name"))
         rules: Items = [
             resource("azurerm_network_security_rule", "public", ("name", "public"), rg, nsg, ("priority", 100),
@@ -194,7 +194,7 @@ class Azure(Cloud):
                      ("depends_on", [ref("azurerm_role_assignment.secrets_officer")])),
         ]
 
-    def machines(self, dep: Deployment, several: bool, rg: Any, loc: Any) -> Items:
+    def machines(self, dep: CloudDeployment, several: bool, rg: Any, loc: Any) -> Items:
         node = dep.nodes[0]
         items: Items = []
         if several:

@@ -25,23 +25,23 @@ from __future__ import annotations
 
 from shlex import quote
 
-from stackc.ir import Deployment
 from stackc.output import to_unit
 
 from .cloud import Cloud
+from .provisioning import CloudDeployment
 
 SYNC_MINUTES = 5
 BUNDLE = "/opt/stackc/bundle"
 FETCHED = "/opt/stackc/bundle.new"  # where each cloud's fetch line writes
 
 
-def names(dep: Deployment) -> tuple[str, str, str]:
+def names(dep: CloudDeployment) -> tuple[str, str, str]:
     """The boot program, its unit and its timer."""
     return (f"/usr/local/sbin/stackc-boot-{dep.project}", f"stackc-boot-{dep.project}.service",
             f"stackc-boot-{dep.project}.timer")
 
 
-def boot_units(dep: Deployment) -> tuple[str, str]:
+def boot_units(dep: CloudDeployment) -> tuple[str, str]:
     program, service, timer = names(dep)
     unit = to_unit([
         ("Unit", [("Description", f"{dep.project}: bring this node up and keep it on the module's files"),
@@ -134,7 +134,7 @@ def fetch_and_compare(cloud: Cloud) -> list[str]:
     ]
 
 
-def boot_program(dep: Deployment, cloud: Cloud) -> list[str]:
+def boot_program(dep: CloudDeployment, cloud: Cloud) -> list[str]:
     """The script the boot unit runs (a Terraform template: the node's values are filled in)."""
     assert dep.hosts is not None and dep.provisioning is not None
     header = [
@@ -201,7 +201,7 @@ def boot_program(dep: Deployment, cloud: Cloud) -> list[str]:
                             'if [ "$changed" = 1 ]; then echo "applied the module\'s files ($fetched)"; fi']
 
 
-def template(dep: Deployment, cloud: Cloud) -> str:
+def template(dep: CloudDeployment, cloud: Cloud) -> str:
     """The user data: the boot program, its unit and timer, and their first start."""
     program, service, timer = names(dep)
     unit, timer_unit = boot_units(dep)

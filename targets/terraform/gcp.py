@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackc.ir import Deployment
 from stackc.output import BLANK, Block, Comment
 
 from .cloud import Cloud, Items, Module, data, hcl_list, ignore, ref, resource, variable
+from .provisioning import CloudDeployment
 
 PROVIDER = ("hashicorp/google", ">= 6.41, < 8.0")  # source_md5hash on bucket objects came in 6.41
 IMAGE_PROJECT = "deeplearning-platform-release"
@@ -45,13 +45,13 @@ class Gcp(Cloud):
                    "once all are set.")
     store = ("bucket", "The bucket holding the stack's files.", "google_storage_bucket.stack.name")
 
-    def variables(self, dep: Deployment) -> Items:
+    def variables(self, dep: CloudDeployment) -> Items:
         region = dep.nodes[0].region
         return [
             variable("project_id", "The Google Cloud project the stack runs in; required.", "string"),
             *self.common_variables(dep),
             variable("subnetwork", f"An existing subnetwork's self link for the nodes (its range must be "
-                     f"{dep.provisioning.subnet_cidr}, the spec's `terraform.subnet_cidr`, with .10 and up free); "  # type: ignore[union-attr]
+                     f"{dep.provisioning.subnet_cidr}, the spec's `terraform.subnet_cidr`, with .10 and up free); "
                      "null creates a network and subnetwork.", "string", None),
             variable("zone", "The zone of the nodes (one with the machine type).", "string", f"{region}-a"),
             variable("image_family", f"A Deep Learning VM image family in {IMAGE_PROJECT} (CUDA and the NVIDIA driver); "
@@ -62,7 +62,7 @@ class Gcp(Cloud):
 
     # ---- main.tf
 
-    def main(self, dep: Deployment, module: Module) -> Items:
+    def main(self, dep: CloudDeployment, module: Module) -> Items:
         node = dep.nodes[0]
         several = len(dep.nodes) > 1
         items: Items = [
@@ -82,7 +82,7 @@ class Gcp(Cloud):
         items += self.machines(dep, several)
         return items
 
-    def network(self, dep: Deployment) -> Items:
+    def network(self, dep: CloudDeployment) -> Items:
         count = ("count", ref("var.subnetwork == null ? 1 : 0"))
         return [
             Comment("a network and subnetwork of its own, unless var.subnetwork places the stack in yours"),
@@ -90,7 +90,7 @@ class Gcp(Cloud):
                      ("auto_create_subnetworks", False)),
             resource("google_compute_subnetwork", "stack", count, ("name", ref("local.name")),
                      ("network", ref("google_compute_network.stack[0].id")),
-                     ("ip_cidr_range", dep.provisioning.subnet_cidr),  # type: ignore[union-attr]
+                     ("ip_cidr_range", dep.provisioning.subnet_cidr),
                      ("region", dep.nodes[0].region), ("private_ip_google_access", True),
                      Block("log_config", (), (("aggregation_interval", "INTERVAL_5_MIN"), ("flow_sampling", 0.5),
                                               ("metadata", "INCLUDE_ALL_METADATA")))),
@@ -142,7 +142,7 @@ class Gcp(Cloud):
                      ("role", "roles/secretmanager.secretAccessor"), member),
         ]
 
-    def machines(self, dep: Deployment, several: bool) -> Items:
+    def machines(self, dep: CloudDeployment, several: bool) -> Items:
         node = dep.nodes[0]
         items: Items = [data("google_compute_image", "gpu", ("family", ref("var.image_family")), ("project", IMAGE_PROJECT))]
         if several:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from stackc import output
-from stackc.ir import Deployment
 
 from .cloud import Cloud, Module
+from .provisioning import CloudDeployment
 
 
-def render(dep: Deployment, spec_name: str, cloud: Cloud, module: Module) -> str:
+def render(dep: CloudDeployment, spec_name: str, cloud: Cloud, module: Module) -> str:
     cost = " ".join(c.text for c in cloud.cost_comment(dep))
     described = {d.name: d.description for d in dep.secrets}
     lines = [

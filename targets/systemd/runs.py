@@ -1,7 +1,8 @@
 """How each service runs on a host without an orchestrator: the command, its environment, the
 address and port it listens on, and the host paths it reads and writes.
 
-Decided once here for every host target (systemd now; terraform's boot files reuse it):
+The systemd target's own lowering, decided once for every host (a cloud's machines boot into
+these units too, so the terraform target reuses it):
 
 - engines that ship natively run from their install (`vllm serve` from a virtual environment,
   SGLang's launcher, `llama-server`, `ollama serve`), with their GPUs pinned by
@@ -22,15 +23,18 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from . import locks
-from .engines import get as get_engine
-from .engines.flags import set_flag
-from .ir import Endpoint, Service, Volume
-from .ir_platform import HostRun, Hosts, Install
-from .spec import Stack
-from .spec_targets import Systemd
+from stackc import locks
+from stackc.engines import get as get_engine
+from stackc.engines.flags import set_flag
+from stackc.ir import Deployment, Endpoint, Feature, Install, Node, Service, specialise
+
+from .hosts import HostDeployment, HostRun, Hosts
+from .options import Systemd
+
+if TYPE_CHECKING:
+    from stackc.plan import Plan
 
 FIRST_ENGINE_PORT = 8000
 MEMORY_HEADROOM = 1.25  # an engine's memory cap over the host memory the planner gave it
@@ -47,27 +51,38 @@ NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("
 APT_PACKAGES = {"router": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
 
 
-def settings(spec: Stack) -> Systemd:
-    return spec.systemd or Systemd()
-
-
-def cloud_addresses(spec: Stack, nodes: int) -> tuple[str, ...]:
-    """On a cloud the module places node i at .10+i of its subnet (`terraform.subnet_cidr`)."""
-    from .spec_targets import Terraform
-
-    cidr = (spec.terraform or Terraform()).subnet_cidr
-    base = cidr.split("/")[0].rsplit(".", 1)[0]
+def cloud_addresses(subnet_cidr: str, nodes: int) -> tuple[str, ...]:
+    """On a cloud the terraform module places node i at .10+i of its subnet (`terraform.subnet_cidr`)."""
+    base = subnet_cidr.split("/")[0].rsplit(".", 1)[0]
     return tuple(f"{base}.{10 + i}" for i in range(nodes))
 
 
-def resolve(spec: Stack, project: str, services: list[Service], volumes: list[Volume], nodes: int,
-            cloud: bool = False) -> Hosts:
-    s = settings(spec)
-    addresses = tuple(s.node_addresses) or (cloud_addresses(spec, nodes) if cloud else ())
+def prepare(dep: Deployment, plan: "Plan") -> HostDeployment:
+    """The host runs from `systemd:`, and the one check only hosts have: on your own servers,
+    every node's private address."""
+    stack = plan.stack
+    spec, where = stack.spec, stack.where
+    assert where is not None
+    s = spec.section("systemd")
+    on_prem = stack.provider == "on-prem"
+    addresses = tuple(s.node_addresses) or (
+        () if on_prem else cloud_addresses(spec.section("terraform").subnet_cidr, stack.nodes))
+    found: list[Feature] = []
+    if stack.nodes > 1 and on_prem and len(s.node_addresses) < stack.nodes:
+        span = where("systemd", "node_addresses") if s.node_addresses else where("hardware", "nodes")
+        found.append(Feature("hosts-address-unknown", span, nodes=stack.nodes))
+    hosts = resolve(s, dep.project, dep.services, dep.nodes, addresses)
+    return specialise(dep, HostDeployment, hosts=hosts, features=dep.features + tuple(found))
+
+
+def resolve(s: Systemd, project: str, services: tuple[Service, ...], nodes: tuple[Node, ...],
+            addresses: tuple[str, ...]) -> Hosts:
+    """Every service's host run, from the `systemd:` settings and the nodes' private addresses."""
     root = Hosts(user=s.user, systemd_version=s.systemd_version, runtime=s.container_runtime,
                  config_dir=f"/etc/stackc/{project}", state_dir=f"/var/lib/stackc/{project}",
-                 cache_dir=f"/var/cache/stackc/{project}", node_addresses=addresses, runs=())
-    front = next((x.node for x in services if x.role == "gateway"), "node-0")
+                 cache_dir=f"/var/cache/stackc/{project}", node_addresses=addresses, runs=(),
+                 node_index=tuple((n.name, n.index) for n in nodes))
+    front = next((x.node for x in services if x.role == "gateway"), nodes[0].name)
     ports: dict[str, int] = {}
     engines_on: dict[str, int] = {}  # node -> engines given a port there so far
     for x in services:
@@ -107,7 +122,7 @@ def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) 
 
 
 def node_address(hosts: Hosts, node: str) -> str:
-    index = int(node.rsplit("-", 1)[1])
+    index = hosts.index_of(node)
     return hosts.node_addresses[index] if index < len(hosts.node_addresses) else LOOPBACK
 
 

@@ -1,0 +1,99 @@
+"""The helm target's own lowering: `kubernetes:` and the plan, resolved into what a cluster needs
+beyond the services (`Cluster`), and the checks that only a cluster has (a node label to place
+pods by, a model cache every replica can attach). Computed only when the helm target builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from stackc import storage
+from stackc.ir import Deployment, Feature, specialise
+from stackc.planner import engine_overhead_s, read_bytes
+
+if TYPE_CHECKING:
+    from stackc.plan import Plan
+
+DEFAULT_GPU_LABEL = "nvidia.com/gpu.product"  # the options' default, where the spec has no `kubernetes:`
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """How nodes name the GPU, where model weights are stored, where Prometheus is, which Secret
+    holds each declared secret."""
+
+    namespace: str
+    gpu_label: str
+    gpu_label_value: Optional[str]  # None: neither the catalog nor the spec knows it
+    runtime_class: Optional[str]
+    storage_class: Optional[str]
+    model_cache_claim: Optional[str]
+    model_cache_access: str
+    prometheus_url: str
+    monitor_labels: tuple[tuple[str, str], ...]
+    secret_template: bool
+    rollout_surge: bool  # enough GPUs stay free to start a new replica before an old one stops
+    release: str  # the Helm release name the install README uses
+    secret_name: str  # the Secret that holds every declared secret not mapped elsewhere
+    startup_budget_s: int = 0  # the slowest model's start with its weights read from the claim's storage
+    secret_keys: tuple[tuple[str, tuple[str, str]], ...] = ()  # secret -> (Secret, key), where `secrets.X.k8s` says
+
+    def secret_ref(self, name: str) -> tuple[str, str]:
+        """The Secret and key a declared secret is read from."""
+        return dict(self.secret_keys).get(name, (self.secret_name, name))
+
+    def mapped(self, name: str) -> bool:
+        """Whether the spec places this secret in a Secret of its own (not `<stack>-secrets`)."""
+        return any(key == name for key, _ in self.secret_keys)
+
+
+@dataclass(frozen=True)
+class ClusterDeployment(Deployment):
+    """The deployment as the helm target translates it."""
+
+    cluster: Optional[Cluster] = None
+
+
+def release_name(stack: str) -> str:
+    """The Helm release: not the stack's own name, because the chart creates a Secret
+    `<release>-secrets` of its own, and `<stack>-secrets` is the user's (SPEC.md)."""
+    return f"{stack}-llm"
+
+
+def prepare(dep: Deployment, plan: "Plan") -> ClusterDeployment:
+    stack = plan.stack
+    spec, where = stack.spec, stack.where
+    assert where is not None
+    given = spec.kubernetes
+    k = spec.section("kubernetes")
+    labels = dict(stack.gpu.node_labels)
+    claim = storage.kubernetes_claim(k.storage_read)
+    budgets = [storage.startup_budget(claim.seconds(read_bytes(mp)), engine_overhead_s(mp)) for mp in plan.models]
+    spare = stack.gpus_per_node * stack.nodes - plan.gpus_needed
+    largest = max((mp.gpus_per_replica for mp in plan.models), default=1)
+    secret_keys = tuple((name, (decl.k8s.name, decl.k8s.key)) for name, decl in sorted(spec.secrets.items())
+                        if decl and decl.k8s)
+    cluster = Cluster(
+        release=release_name(spec.name), secret_name=f"{spec.name}-secrets",
+        namespace=k.namespace or dep.project, gpu_label=k.gpu_label,
+        gpu_label_value=k.gpu_label_value or labels.get(k.gpu_label), runtime_class=k.runtime_class,
+        storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
+        prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
+        secret_template=k.secret_template, rollout_surge=spare >= largest, startup_budget_s=max(budgets, default=60),
+        secret_keys=secret_keys,
+    )
+    found: list[Feature] = []
+    if cluster.gpu_label_value is None:
+        span = where("kubernetes", "gpu_label") if given else where("hardware", "gpu")
+        found.append(Feature("k8s-gpu-label-unknown", span, stack.gpu.id, label=k.gpu_label))
+    # a ReadWriteOnce claim attaches to one node: replicas of a model (or models sharing one claim)
+    # spread over several nodes need ReadWriteMany
+    if stack.nodes > 1 and k.model_cache_access != "ReadWriteMany":
+        shared = [mp.model.name for mp in plan.models if mp.replicas_max > 1]
+        if k.model_cache_claim and len(plan.models) > 1:
+            shared = [mp.model.name for mp in plan.models]
+        if shared:
+            span = where("kubernetes", "model_cache_access") if given and "model_cache_access" in given.model_fields_set \
+                else (where("kubernetes", "model_cache_claim") if k.model_cache_claim else where("hardware", "nodes"))
+            found.append(Feature("k8s-cache-read-write-once", span, models=tuple(shared), nodes=stack.nodes))
+    return specialise(dep, ClusterDeployment, cluster=cluster, features=dep.features + tuple(found))
