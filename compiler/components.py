@@ -199,7 +199,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
                 "targets": [Endpoint(s.name, 9400, form="address")], "labels": {"node": s.node}}]})
     config = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}, "scrape_configs": scrape}
     files.append(ConfigFile("prometheus/prometheus.yml", "yaml", config))
-    volumes.append(Volume("prometheus-data", "Prometheus time series"))
+    volumes.append(Volume("prometheus-data"))
     services.append(Service(
         name=PROMETHEUS, role="metrics", image=images.PROMETHEUS,
         command=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
@@ -223,7 +223,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
                            "options": {"path": "/var/lib/grafana/dashboards"}}],
         }))
         files.append(ConfigFile("grafana/dashboards/stackc.json", "json", dashboard(spec.name, engines, obs.gpu_metrics)))
-        volumes.append(Volume("grafana-data", "Grafana state"))
+        volumes.append(Volume("grafana-data"))
         services.append(Service(
             name=GRAFANA, role="dashboards", image=images.GRAFANA, port=3000,
             published=(PortBinding(3001, 3000, "127.0.0.1"),),
@@ -308,4 +308,4 @@ def ui(spec: Stack) -> tuple[list[Service], list[Volume], list[SecretDecl]]:
         depends_on=(Dependency(GATEWAY, "healthy"),),
     )
     secrets = [SecretDecl("WEBUI_SECRET_KEY", "Open WebUI's session signing key (declared by stackc)", True)]
-    return [service], [Volume("open-webui-data", "Open WebUI users and chats")], secrets
+    return [service], [Volume("open-webui-data")], secrets

@@ -60,13 +60,11 @@ EnvValue = Union[str, SecretRef, Endpoint]
 class ServerPool:
     """A model's replicas as a router backend: each target lists them its own way (one server
     line per replica service, or a template filled from the DNS of a headless Service).
-    `max_replicas` is the most there can be (an autoscaled model); `agent_port`, where each
-    replica's drain agent answers (None: the replicas have none)."""
+    `agent_port` is where each replica's drain agent answers (None: the replicas have none)."""
 
     group: str
     replicas: tuple[str, ...]
     port: int
-    max_replicas: int
     agent_port: Optional[int] = None
 
 
@@ -122,7 +120,6 @@ class ConfigFile:
     path: str
     format: Literal["yaml", "json", "haproxy", "text"]
     content: Any
-    mode: int = 0o644
 
 
 @dataclass(frozen=True)
@@ -253,7 +250,6 @@ class Service:
     replicas: Replicas = Replicas(1, 1)
     autoscale: Optional[Autoscale] = None
     engine: Optional[EngineConfig] = None
-    user: Optional[str] = None
     origin: Optional[Span] = None
     cache_bytes: int = 0  # what this model's weights take in the model cache (engines and downloads)
     drain: Optional[Drain] = None  # an engine replica behind a router: drained before it stops
@@ -263,7 +259,6 @@ class Service:
 @dataclass(frozen=True)
 class Volume:
     name: str
-    purpose: str
     size_bytes: int = 0
 
 

@@ -55,7 +55,7 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
 
     services: list[Service] = []
     files: list[ConfigFile] = []
-    volumes = [Volume(CACHE_VOLUME, "model cache shared by downloads and engines",
+    volumes = [Volume(CACHE_VOLUME,  # the model cache downloads fill and engines read
                       int(sum(mp.download_bytes for mp in plan.models) * 1.1))]
     start_after = _start_after(plan)
     for mp in plan.models:

@@ -88,7 +88,7 @@ def router(engines: list[Service], routing: str, session_key: str) -> tuple[Opti
         sections.append({"section": f"backend {model}", "lines": [
             *_balance(routing, session_key),
             *_health_check(replicas[0].health),
-            ServerPool(model, tuple(r.name for r in replicas), replicas[0].port or 0, replicas[0].replicas.max,
+            ServerPool(model, tuple(r.name for r in replicas), replicas[0].port or 0,
                        replicas[0].drain.agent_port if replicas[0].drain else None),
         ]})
     service = Service(
