@@ -1,4 +1,6 @@
-"""The `stackc` command line: parse flags, call the library, choose the exit code.
+"""The `stackc` command line in typer: parse flags, call the library, choose the exit code.
+The console script is `console.main`, which runs a plain `validate` without typer; the command
+bodies that need no command-line library are in `commands.py`.
 
 Exit codes (SPEC.md): 0 clean or warnings only, 1 errors in the spec, 2 usage errors (an
 unknown flag, a missing file, an unknown environment or code), 3 when `build --check` finds
@@ -16,7 +18,9 @@ from typing import Optional
 import typer
 from typer.core import TyperCommand
 
-from . import __version__
+from . import __version__, commands
+from .commands import (DiagFormat, Failure, _both_env_flags, _check_env, _collect, _open, _print_diagnostics, _usage,
+                       guarded)
 
 app = typer.Typer(
     name="stackc",
@@ -27,13 +31,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class DiagFormat(str, Enum):
-    full = "full"
-    concise = "concise"
-    json = "json"
-    github = "github"
 
 
 class PlanFormat(str, Enum):
@@ -64,112 +61,27 @@ class _BuildCommand(TyperCommand):
         super().format_options(ctx, formatter)
 
 
-class Failure(Exception):
-    """A command that cannot go on: its diagnostic, and the exit code (2 usage, 1 otherwise).
-    `_guard` renders it in the format the user chose, like every other diagnostic."""
-
-    def __init__(self, diagnostic, exit_code: int = 2, sources: Optional[dict[str, str]] = None):
-        super().__init__(diagnostic.message)
-        self.diagnostic, self.exit_code, self.sources = diagnostic, exit_code, sources or {}
-
-
-def _usage(message: str, help: Optional[str] = None) -> Failure:
-    from .diagnostics import Diagnostic
-
-    return Failure(Diagnostic.error("SC001", message, help=help))
-
-
-def _color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def _print_diagnostics(diags, sources, fmt: DiagFormat, stream) -> None:
-    from .diagnostics import render
-
-    if fmt is DiagFormat.json or diags:
-        stream.write(render(fmt.value, diags, sources, color=_color(stream)))
-
-
-def _open(stack: str):
-    from .pipeline import open_spec
-
-    if not os.path.exists(stack):
-        raise _usage(f"`{stack}` does not exist", help="pass the path of a stack spec (YAML), e.g. `examples/chatbot-8b-l40s.yaml`")
-    if os.path.isdir(stack):
-        raise _usage(f"`{stack}` is a directory", help="pass the stack spec file inside it")
-    return open_spec(stack, stack)
-
-
-def _check_env(session, env: Optional[str]) -> None:
-    if env is None or session.document is None:
-        return
-    names = session.environment_names
-    if env not in names:
-        from .check import did_you_mean
-        from .diagnostics import Diagnostic, Span
-
-        close = did_you_mean(env, names)
-        listed = ", ".join(f"`{n}`" for n in names)
-        hint = (f"did you mean `{close}`?" if close else
-                f"use one of {listed}" if names else "add it under `environments:`, or build without `--env`")
-        entry = session.document.root.entries.get("environments")
-        span = entry.key_span if entry else Span(session.display, 1, 1, 1, 1)
-        raise Failure(Diagnostic.error("SC307", f"the spec has no environment `{env}`", span,
-                                       label="environments defined here" if entry else None, help=hint),
-                      sources=session.sources)
-
-
-def _both_env_flags(env: Optional[str], all_envs: bool) -> None:
-    if env and all_envs:
-        raise _usage("`--env` and `--all-envs` exclude each other",
-                     help="pass `--env NAME` for one environment, or `--all-envs` for all of them")
-
-
-def _collect(session, env, all_envs, include_base, upto="lower"):
-    from .diagnostics import merge_environments
-    from .pipeline import analyse, units
-
-    if session.document is None or any(d.is_error for d in session.diagnostics):
-        return [], sorted(session.diagnostics, key=lambda d: d.sort_key())
-    results = [analyse(session, e, upto) for e in units(session, env, all_envs, include_base)]
-    per_env = [(u.environment, session.diagnostics + u.diagnostics) for u in results]
-    if len(results) == 1 and results[0].environment is None:
-        merged = sorted(per_env[0][1], key=lambda d: d.sort_key())
-    else:
-        merged = merge_environments(per_env)
-    return results, merged
-
-
 def _guard(stream: str = "stderr"):
     """Render a `Failure`, and turn an unexpected exception into an SC000 diagnostic instead of
     a traceback, in the format the command was asked for (`--format`), on the stream where that
-    command prints its diagnostics."""
+    command prints its diagnostics (`commands.guarded`)."""
     import functools
 
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from .diagnostics import Diagnostic
-
             fmt = kwargs.get("fmt")
             fmt = fmt if isinstance(fmt, DiagFormat) else DiagFormat.full
-            out = getattr(sys, stream)
-            try:
-                return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-                raise
-            except Failure as failure:
-                _print_diagnostics([failure.diagnostic], failure.sources, fmt, out)
-                raise typer.Exit(failure.exit_code)
-            except Exception as exc:  # noqa: BLE001 - the last line of defence
-                if os.environ.get("STACKC_DEBUG"):
-                    raise
-                internal = Diagnostic.error(
-                    "SC000", f"internal compiler error: {type(exc).__name__}: {exc}",
-                    help="this is a bug in stackc; please report it with the spec and the command "
-                         "(set STACKC_DEBUG=1 for the traceback)")
-                _print_diagnostics([internal], {}, fmt, out)
-                raise typer.Exit(1)
+
+            def run() -> int:
+                try:
+                    fn(*args, **kwargs)
+                except typer.Exit as done:
+                    return done.exit_code
+                return 0
+
+            code = guarded(run, fmt, getattr(sys, stream), passthrough=(typer.Abort,))
+            raise typer.Exit(code)
 
         return wrapper
 
@@ -196,16 +108,7 @@ def validate(
     """Parse, check and plan the stack; print diagnostics. Exit 0 when clean or warnings only, 1 on errors.
 
     Several files may be given (as pre-commit does); each is checked on its own."""
-    _both_env_flags(env, all_envs)
-    sessions = [_open(stack) for stack in stacks]
-    all_diags, sources = [], {}
-    for session in sessions:
-        _check_env(session, env)
-        _, diags = _collect(session, env, all_envs, include_base=True, upto="plan")
-        all_diags += diags
-        sources.update(session.sources)
-    _print_diagnostics(all_diags, sources, fmt, sys.stdout)
-    raise typer.Exit(1 if any(d.is_error for d in all_diags) else 0)
+    raise typer.Exit(commands.validate(stacks, env, all_envs, fmt))
 
 
 @app.command(cls=_BuildCommand)
@@ -380,14 +283,4 @@ def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.
     sys.stdout.write(text)
 
 
-def main() -> None:
-    import gc
-
-    # pydantic looks for plugins in every installed package's metadata the first time it builds
-    # a validator (a scan of site-packages, about 20 ms); stackc uses none
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    # one short run whose data holds no reference cycles: the cyclic collector would only rescan
-    # a heap that grows with the spec (5,000 models: 4.8 s with it, 3.7 s without, peak memory
-    # 90 MB and 94 MB); reference counting still frees everything as it goes
-    gc.disable()
-    app()
+__all__ = ["Failure", "app"]  # the console script is `console.main`

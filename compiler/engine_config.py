@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .catalog import GpuInfo
-from .ir import EngineConfig, KvOffload
+from .ir_engine import EngineConfig, KvOffload
 from .plan import Settings
 from .resolve import ResolvedModel
 

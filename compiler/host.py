@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
-from .ir import KvOffload
+from .ir_engine import KvOffload
 from .plan import ModelPlan, NodeNeeds, Plan
 from .units import GIB
 

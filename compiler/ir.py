@@ -13,36 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Literal, Optional, TypeVar, Union
+from typing import Any, Literal, Optional, TypeVar
 
 from .diagnostics import Span
 from .images import Image
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """An environment variable a service reads, filled from the deployment's secret store."""
-
-    name: str
-
-
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A symbolic address of a service inside a config file or an environment value; each
-    target resolves it to its own form (a compose service name, a Kubernetes Service, a host).
-    `form`: `url` (http://host:port/path) or `address` (host:port, as Prometheus wants)."""
-
-    service: str
-    port: int
-    path: str = ""
-    form: Literal["url", "address"] = "url"
-
-    def render(self, host: str) -> str:
-        if self.form == "address":
-            return f"{host}:{self.port}"
-        return f"http://{host}:{self.port}{self.path}"
+from .ir_engine import (KV_DISK_DIR, EngineConfig, Endpoint, EnvValue, Health, Install, KvOffload, Metrics,
+                        Resources, SecretRef)
 
 
 @dataclass(frozen=True)
@@ -51,9 +27,6 @@ class Listen:
     (containers), or the address a host target binds it to."""
 
     port: int
-
-
-EnvValue = Union[str, SecretRef, Endpoint]
 
 
 @dataclass(frozen=True)
@@ -79,26 +52,6 @@ class Drain:
     path: str  # where the engine's container or host reads it
     agent_port: int
     wait_s: int
-
-
-@dataclass(frozen=True)
-class Health:
-    """How to tell a service is ready: an HTTP path, and a command that checks it from inside
-    the service's own image (images differ: vLLM's has python, Ollama's has neither curl nor
-    python)."""
-
-    port: Optional[int]
-    path: Optional[str]
-    command: tuple[str, ...]
-    interval_s: int = 10
-    timeout_s: int = 5
-    retries: int = 3
-
-
-@dataclass(frozen=True)
-class Metrics:
-    port: int
-    path: str = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -152,17 +105,6 @@ class Autoscale:
 
 
 @dataclass(frozen=True)
-class Resources:
-    memory_bytes: int = 0  # host memory the service needs (a request where the target has them)
-    cpus: int = 0
-    shm_bytes: int = 0
-    ipc_host: bool = False
-    memlock_unlimited: bool = False
-    stack_bytes: int = 0
-    cap_add: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Replicas:
     min: int
     max: int
@@ -170,58 +112,6 @@ class Replicas:
     @property
     def fixed(self) -> bool:
         return self.min == self.max
-
-
-KV_DISK_DIR = "/kv-cache"  # where a replica's disk tier is mounted inside its container
-
-
-@dataclass(frozen=True)
-class KvOffload:
-    """A KV-cache tier below GPU memory, as planned for one replica: a size (cpu, disk), the
-    host directory under which each replica gets its own (disk), the secret holding the URL
-    (redis). Engines see the disk tier at `KV_DISK_DIR`."""
-
-    tier: Literal["cpu", "disk", "redis"]
-    size_bytes: int = 0
-    path: str = ""
-    url_secret: str = ""
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What an engine must run, as the planner decided it; engines render it to argv/env."""
-
-    engine: str
-    version: tuple[int, ...]
-    model: str  # what the engine loads: a repo id, a path in the container, or an Ollama tag
-    model_file_pattern: Optional[str]  # a GGUF file inside `model` (a directory), found at start
-    served_name: str
-    served_names: tuple[str, ...]
-    revision: Optional[str]
-    task: str
-    quantization: str
-    quantization_flag: Optional[str]  # the engine's own name, only when it quantizes at load time
-    dtype: str
-    kv_cache_dtype: str
-    max_context: int
-    max_num_seqs: Optional[int]
-    max_batched_tokens: Optional[int]
-    gpu_memory_utilization: Optional[float]
-    tensor_parallel: int
-    pipeline_parallel: int
-    expert_parallel: bool
-    enforce_eager: Optional[bool]
-    prefix_caching: Optional[bool]
-    concurrency: int
-    speculative: Optional[tuple[str, int]] = None
-    adapters: tuple[tuple[str, str], ...] = ()
-    kv_offload: tuple[KvOffload, ...] = ()  # hot to cold, sizes per replica
-    kv_mechanism: Optional[str] = None  # how the engine runs them: native | lmcache | hicache | host-cache
-    extra_args: tuple[tuple[str, Any], ...] = ()
-    gpu_vendor: str = "nvidia"
-    cache_dir: str = "/models"
-    gpu_layers: Optional[int] = None  # layers on the GPU when the planner chose a partial offload
-    shutdown_timeout_s: int = 0  # how long the engine lets requests in flight finish when told to stop
 
 
 @dataclass(frozen=True)
@@ -278,19 +168,6 @@ class Node:
     cache_bytes: int = 0  # the model cache this node fills (the weights of the models placed here)
     cache_on_local_nvme: bool = False  # the cache goes on the machine's own NVMe disks (a cloud target mounts them)
     index: int = 0  # its place in `Deployment.nodes`: node i of the stack
-
-
-@dataclass(frozen=True)
-class Install:
-    """Software a host must have for a native run (an engine's `host_installs`, a component's):
-    a distribution package (`apt`), a virtual environment filled from a hashed lock (`venv`;
-    `lock` is empty where stackc has no lock for this version), or a release archive unpacked
-    into a directory (`archive`)."""
-
-    kind: Literal["apt", "venv", "archive"]
-    name: str  # the package, the venv's directory, or the archive's directory
-    lock: str = ""  # venv: the lock's file name
-    requirement: str = ""  # venv: the top-level pins; archive: its URL
 
 
 @dataclass(frozen=True)
@@ -386,3 +263,10 @@ def specialise(dep: Deployment, cls: type[D], **extra: Any) -> D:
     values = {f.name: getattr(dep, f.name) for f in fields(dep)}  # a subclass's own fields come along
     values.update(extra)
     return cls(**values)
+
+
+__all__ = [  # the engine-level names are defined in ir_engine.py and are part of the IR as well
+    "KV_DISK_DIR", "EngineConfig", "Endpoint", "EnvValue", "Health", "Install", "KvOffload", "Metrics", "Resources",
+    "SecretRef", "Listen", "ServerPool", "Drain", "Mount", "ConfigFile", "Dependency", "PortBinding", "GpuAssignment",
+    "Autoscale", "Replicas", "Service", "Volume", "Node", "SecretDecl", "Feature", "ModelNode", "Deployment", "specialise",
+]

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .catalog import GpuInfo, InstanceInfo
 from .engines.base import GIB, Budget
-from .ir import KvOffload
+from .ir_engine import KvOffload
 from .resolve import ResolvedModel, ResolvedStack
 from .storage import Storage
 

@@ -42,7 +42,7 @@ def _report():
 
 if __name__ == "__main__":
     atexit.register(_report)
-    from stackc.cli import main
+    from stackc.console import main
 
     sys.argv = ["stackc", *sys.argv[1:]]
     sys.addaudithook(_hook)

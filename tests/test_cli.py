@@ -247,3 +247,49 @@ def test_build_help_names_every_target():
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert all(name in text for name in REGISTRY), text
+
+
+# `validate` with plain arguments runs without typer (console.py): it must answer exactly as the
+# typer command does, and anything it does not parse itself must go to typer
+SAME = [
+    ("validate", "examples/chatbot-8b-l40s.yaml"),
+    ("validate", "examples/environments.yaml", "--all-envs", "-f", "json"),
+    ("validate", "examples/environments.yaml", "--env=prod", "--format", "concise"),
+    ("validate", "examples/environments.yaml", "-e", "nope", "-f", "github"),
+    ("validate", "examples/environments.yaml", "-e", "dev", "--all-envs", "--format=json"),
+    ("validate", "examples/invalid/sc2-schema.yaml", "examples/invalid/sc4-capacity.yaml"),
+    ("validate", "missing.yaml", "-f", "json"),
+    ("validate", "examples"),
+]
+TYPER_ONLY = [
+    ("validate",), ("validate", "--help"), ("validate", "-edev", "examples/environments.yaml"),
+    ("validate", "--", "examples/chatbot-8b-l40s.yaml"), ("validate", "x.yaml", "--format", "xml"),
+    ("validate", "x.yaml", "--env"), ("validate", "x.yaml", "-e", "a", "-e", "b"), ("validate", "x.yaml", "--bogus"),
+    ("build", "x.yaml"), ("--version",),
+]
+
+
+def _console(args, typer_only: bool):
+    entry = ("from stackc.cli import app; app()" if typer_only else
+             "from stackc.console import main; main()")
+    probe = (f"import sys; sys.argv = ['stackc', *{list(args)!r}]\n"
+             f"try:\n    {entry}\nfinally:\n    sys.stderr.write('typer loaded: %s' % ('typer' in sys.modules))")
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args", SAME, ids=lambda a: " ".join(a[1:]))
+def test_plain_validate_answers_as_the_typer_command(args):
+    from stackc.console import plain_validate
+
+    assert plain_validate(list(args)) is not None
+    fast, slow = _console(args, typer_only=False), _console(args, typer_only=True)
+    assert fast.stderr.endswith("typer loaded: False") and slow.stderr.endswith("typer loaded: True")
+    assert (fast.returncode, fast.stdout, fast.stderr[:-5]) == (slow.returncode, slow.stdout, slow.stderr[:-4]), args
+
+
+@pytest.mark.parametrize("args", TYPER_ONLY, ids=" ".join)
+def test_anything_else_goes_to_typer(args):
+    from stackc.console import plain_validate
+
+    assert plain_validate(list(args)) is None

@@ -175,7 +175,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import stackc.engines
 stackc.engines.MODULES["echo"] = "echo_engines.echo"  # the one registry line
-from stackc.cli import main
+from stackc.console import main
 sys.argv = ["stackc", *sys.argv[2:]]
 main()
 '''

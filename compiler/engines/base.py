@@ -17,13 +17,13 @@ from ..catalog import GpuInfo
 from ..compat import Rule, Support
 
 if TYPE_CHECKING:
-    from ..ir import Endpoint
-    from ..ir import Install
+    from ..ir_engine import Endpoint
+    from ..ir_engine import Install
     from stackc.targets.systemd.options import Systemd
     from ..catalog import ModelInfo
     from ..memory import KvShape
 from ..images import Image
-from ..ir import EngineConfig, EnvValue, Health, KvOffload, Metrics, Resources
+from ..ir_engine import EngineConfig, EnvValue, Health, KvOffload, Metrics, Resources
 from .downloads import DownloadStep, artifact_dir, default_download
 from .flags import normalise_flag
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .. import images
 from ..artifacts import Artifact
-from ..ir import EngineConfig
+from ..ir_engine import EngineConfig
 from .flags import normalise_flag
 
 

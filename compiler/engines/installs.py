@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import locks
-from ..ir import EngineConfig
-from ..ir import Install
+from ..ir_engine import EngineConfig
+from ..ir_engine import Install
 
 if TYPE_CHECKING:
     from .base import Engine

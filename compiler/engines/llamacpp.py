@@ -13,7 +13,7 @@ from typing import Optional, TYPE_CHECKING
 from .. import images
 from ..artifacts import Artifact
 from ..compat import GGUF, Rule, Support
-from ..ir import EngineConfig, Health, Resources
+from ..ir_engine import EngineConfig, Health, Resources
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import DownloadStep, python_hf_download, sh_quote
 from .flags import render_args

@@ -13,8 +13,8 @@ from typing import Optional, TYPE_CHECKING
 from .. import images
 from ..artifacts import Artifact
 from ..compat import GGUF, Rule, Support
-from ..ir import Endpoint, EngineConfig, Health, Resources
-from ..ir import Install
+from ..ir_engine import Endpoint, EngineConfig, Health, Resources
+from ..ir_engine import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release
 from .downloads import DownloadStep, sh_quote
 

@@ -11,8 +11,8 @@ from typing import Optional, TYPE_CHECKING
 from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
-from ..ir import EngineConfig, EnvValue, Health, KV_DISK_DIR, KvOffload, Resources
-from ..ir import Install
+from ..ir_engine import EngineConfig, EnvValue, Health, KV_DISK_DIR, KvOffload, Resources
+from ..ir_engine import Install
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version, curl_probe
 from .downloads import adapter_path
 from .flags import listen_on, render_args

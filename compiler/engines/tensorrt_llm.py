@@ -12,7 +12,7 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below
-from ..ir import EngineConfig, Resources
+from ..ir_engine import EngineConfig, Resources
 from .base import Budget, BudgetInputs, Engine, GIB, Release, Version
 from .downloads import DownloadStep, hf_download_command, hf_patterns, local_dir
 from .flags import render_args

@@ -11,7 +11,7 @@ from typing import Optional
 from .. import images
 from ..artifacts import Artifact
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below
-from ..ir import EngineConfig, Health, Resources
+from ..ir_engine import EngineConfig, Health, Resources
 from .base import Engine, GIB, Release, curl_probe
 from .downloads import DownloadStep, adapter_path
 from .flags import render_args

@@ -24,8 +24,8 @@ from typing import Optional, TYPE_CHECKING
 from .. import images
 from ..catalog import GpuInfo
 from ..compat import FP8_HELP, GGUF, Rule, Support, cc_below, vendor_is
-from ..ir import EngineConfig, EnvValue, KV_DISK_DIR, KvOffload, Resources, SecretRef
-from ..ir import Install
+from ..ir_engine import EngineConfig, EnvValue, KV_DISK_DIR, KvOffload, Resources, SecretRef
+from ..ir_engine import Install
 from ..memory import KvShape, kv_layer_groups
 from .base import (Budget, BudgetInputs, Capacity, Engine, GIB, Release, Version, blocks, forward_activation_bytes,
                    version_text)
