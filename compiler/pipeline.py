@@ -40,6 +40,7 @@ class Session:
     document: Optional[Document]
     diagnostics: list[Diagnostic]
     sources: dict[str, str]
+    model: Optional[type] = None  # what the file was checked against: `Stack`, or `StackFile` for a whole file
 
     @property
     def spec_dir(self) -> str:
@@ -69,14 +70,16 @@ def open_spec(path: str, display: Optional[str] = None) -> Session:
     # a file without `defaults:` or `environments:` is one stack: checked as that, the file's own
     # models are never built; any error is worded against the whole file, as always
     whole = not isinstance(data, dict) or any(k in data for k in FILE_ONLY)
+    model: type = Stack
     _, diags = check.validate(Stack, data, doc.spans) if not whole else (None, None)
     if diags is None or diags:
         from .spec_file import StackFile
 
+        model = StackFile
         _, diags = check.validate(StackFile, data, doc.spans)
     reported = {d.span for d in diags if d.code == "SC701"}
     diags += [d for d in credentials.scan(doc.root) if d.span not in reported]
-    return Session(path, display, doc, diags, {display: doc.text})
+    return Session(path, display, doc, diags, {display: doc.text}, model)
 
 
 def analyse(session: Session, env: Optional[str], upto: str = "lower") -> Unit:
@@ -96,7 +99,10 @@ def analyse(session: Session, env: Optional[str], upto: str = "lower") -> Unit:
         merged = YMap(doc.root.span, {k: e for k, e in doc.root.entries.items() if k != "environments"})
     merged = environments.apply_defaults(merged)
     spans = SpanIndex(merged)
-    stack, diags = check.validate(Stack, to_data(merged), spans)
+    # each environment, merged, is one stack: checked with the validator the file was already
+    # checked with (a `StackFile` is a `Stack` whose file-only keys are empty), so a file with
+    # environments builds one validator, not two
+    stack, diags = check.validate(session.model or Stack, to_data(merged), spans)
     unit.diagnostics += diags
     if stack is None or not unit.ok:
         return unit
