@@ -11,7 +11,7 @@ from typing import Optional
 from . import images
 from .engines import get as get_engine
 from .engines.base import python_http_probe
-from .ir import (ConfigFile, Dependency, EngineConfig, Endpoint, GpuAssignment, Health, Metrics, Mount, Node,
+from .ir import (LOOPBACK, ConfigFile, Dependency, EngineConfig, Endpoint, GpuAssignment, Health, Metrics, Mount, Node,
                  PortBinding, Resources, SecretDecl, SecretRef, Service, Volume)
 from .plan import Plan
 from .resolve import ResolvedStack
@@ -204,7 +204,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
         name=PROMETHEUS, role="metrics", image=images.PROMETHEUS,
         command=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
                  "--storage.tsdb.retention.time=15d"),
-        port=9090, published=(PortBinding(9090, 9090, "127.0.0.1"),),
+        port=9090, published=(PortBinding(9090, 9090, LOOPBACK),),
         health=Health(9090, "/-/ready", ("wget", "-q", "--spider", "http://127.0.0.1:9090/-/ready")),
         mounts=(Mount("file", "prometheus/prometheus.yml", "/etc/prometheus/prometheus.yml", read_only=True),
                 Mount("volume", "prometheus-data", "/prometheus")),
@@ -226,7 +226,7 @@ def observability(spec: Stack, stack: ResolvedStack, engines: list[Service], nod
         volumes.append(Volume("grafana-data"))
         services.append(Service(
             name=GRAFANA, role="dashboards", image=images.GRAFANA, port=3000,
-            published=(PortBinding(3001, 3000, "127.0.0.1"),),
+            published=(PortBinding(3001, 3000, LOOPBACK),),
             env=(("GF_SECURITY_ADMIN_PASSWORD", SecretRef("GRAFANA_ADMIN_PASSWORD")),
                  ("GF_USERS_ALLOW_SIGN_UP", "false"), ("GF_AUTH_ANONYMOUS_ENABLED", "false")),
             mounts=(Mount("file", "grafana/provisioning", "/etc/grafana/provisioning", read_only=True),

@@ -12,6 +12,7 @@ labels and Secrets, a host's paths and runs, a cloud's subnet) is added by that 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Address
 from functools import cached_property
 from typing import Any, Literal, Optional, TypeVar
 
@@ -81,11 +82,17 @@ class Dependency:
     condition: Literal["started", "healthy", "completed"]
 
 
+LOOPBACK = IPv4Address("127.0.0.1")
+EVERY_INTERFACE = IPv4Address("0.0.0.0")
+
+
 @dataclass(frozen=True)
 class PortBinding:
+    """A port published on the host: on every interface (`host_ip` None) or on one address."""
+
     host_port: int
     container_port: int
-    host_ip: str = ""
+    host_ip: Optional[IPv4Address] = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +273,7 @@ def specialise(dep: Deployment, cls: type[D], **extra: Any) -> D:
 
 
 __all__ = [  # the engine-level names are defined in ir_engine.py and are part of the IR as well
-    "KV_DISK_DIR", "EngineConfig", "Endpoint", "EnvValue", "Health", "Install", "KvOffload", "Metrics", "Resources",
+    "KV_DISK_DIR", "LOOPBACK", "EVERY_INTERFACE", "EngineConfig", "Endpoint", "EnvValue", "Health", "Install", "KvOffload", "Metrics", "Resources",
     "SecretRef", "Listen", "ServerPool", "Drain", "Mount", "ConfigFile", "Dependency", "PortBinding", "GpuAssignment",
     "Autoscale", "Replicas", "Service", "Volume", "Node", "SecretDecl", "Feature", "ModelNode", "Deployment", "specialise",
 ]

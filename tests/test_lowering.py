@@ -107,14 +107,16 @@ def test_host_runs_bind_where_their_clients_are(tmp_path):
     unit = _unit(tmp_path, TWO_NODES)
     dep = get("systemd").prepare(unit.deployment, unit.plan)
     services = {s.name: s for s in dep.services}
-    assert dep.hosts.node_addresses == ("10.0.0.5", "10.0.0.6")
+    assert tuple(map(str, dep.hosts.node_addresses)) == ("10.0.0.5", "10.0.0.6")  # parsed once, typed
     front = services["gateway"].node
     for replica in ("chat-0", "chat-1"):
         run = dep.hosts.run(replica)
-        expected = "127.0.0.1" if services[replica].node == front else dep.hosts.node_addresses[dep.node(services[replica].node).index]
-        assert (run.bind, run.port) == (expected, 8000)
+        expected = "127.0.0.1" if services[replica].node == front else str(dep.hosts.node_addresses[dep.node(services[replica].node).index])
+        assert (str(run.bind), run.port, run.on_every_interface) == (expected, 8000, False)
         host, port = endpoint_address(Endpoint(replica, 8000), services["router"], services, dep.hosts)
         assert (host, port) == (expected if services["router"].node != services[replica].node else "127.0.0.1", 8000)
+    gateway = dep.hosts.run("gateway")  # published: on every interface, and reached on loopback beside it
+    assert gateway.on_every_interface and str(gateway.local_address()) == "127.0.0.1" and gateway.port == 8080
     vllm = dep.hosts.run("chat-0")  # behind the router: the drain wrapper from vLLM's venv, then vLLM itself
     engine = vllm.argv[vllm.argv.index("--") + 1:]
     assert not vllm.container and vllm.argv[0] == "/opt/stackc/vllm/bin/python3" and engine[:2] == ("/opt/stackc/vllm/bin/vllm", "serve")

@@ -9,6 +9,7 @@ extra object through `tpl`, which fills it in, so any other `{{` is escaped (`es
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, Callable, Optional
 
 from stackc.ir import ConfigFile, Service
@@ -162,7 +163,7 @@ class Objects:
         """The Grafana dashboard, for the sidecar of kube-prometheus-stack's Grafana."""
         return {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": meta("dashboards", "grafana", grafana_dashboard="1"),
-                "data": {f.path.rsplit("/", 1)[-1]: render(f)}}
+                "data": {posixpath.basename(f.path): render(f)}}
 
     def secret_template(self, names: list[str]) -> Optional[dict]:
         if not names:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from ipaddress import IPv4Address
 from typing import Optional
 
-from stackc.ir import Deployment, EnvValue, Install
+from stackc.ir import EVERY_INTERFACE, LOOPBACK, Deployment, EnvValue, Install
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class HostRun:
     argv: tuple[str, ...]  # the command, absolute program first
     env: tuple[tuple[str, EnvValue], ...]
     container: bool  # argv runs the container runtime (podman or docker)
-    bind: str  # the address it listens on
+    bind: IPv4Address  # the address it listens on
     port: Optional[int]  # the host port it listens on
     writable: tuple[str, ...] = ()  # host paths it writes
     readable: tuple[str, ...] = ()  # host paths it reads beyond the system's
@@ -28,6 +29,14 @@ class HostRun:
     ports: tuple[tuple[int, int], ...] = ()  # (the port its container listens on, the host port it uses instead)
     installs: tuple[Install, ...] = ()  # what the host must have installed for it
     container_name: str = ""  # the container's name, where argv runs one (what `stop` is told)
+
+    @property
+    def on_every_interface(self) -> bool:
+        return self.bind == EVERY_INTERFACE
+
+    def local_address(self) -> IPv4Address:
+        """Where a client on the same node reaches it: loopback, unless it listens on one other address."""
+        return LOOPBACK if self.bind in (EVERY_INTERFACE, LOOPBACK) else self.bind
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class Hosts:
     config_dir: str
     state_dir: str
     cache_dir: str
-    node_addresses: tuple[str, ...]  # private addresses, node-0 first; () on one node
+    node_addresses: tuple[IPv4Address, ...]  # private addresses, node-0 first; () on one node
     runs: tuple[tuple[str, HostRun], ...]  # per service name
     node_index: tuple[tuple[str, int], ...] = ()  # node name -> its index (the IR's `Node.index`)
 

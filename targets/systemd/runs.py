@@ -21,6 +21,7 @@ these units too, so the terraform target reuses it):
 from __future__ import annotations
 
 import posixpath
+from ipaddress import IPv4Address, IPv4Network
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Optional
 from stackc import locks
 from stackc.engines import get as get_engine
 from stackc.engines.flags import set_flag
-from stackc.ir import Deployment, Endpoint, Feature, Install, Node, Service, specialise
+from stackc.ir import EVERY_INTERFACE, LOOPBACK, Deployment, Endpoint, Feature, Install, Node, Service, specialise
 
 from .hosts import HostDeployment, HostRun, Hosts
 from .options import Systemd
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 FIRST_ENGINE_PORT = 8000
 MEMORY_HEADROOM = 1.25  # an engine's memory cap over the host memory the planner gave it
-LOOPBACK = "127.0.0.1"
 CACHE_VOLUME = "models"
 
 # how a component is told where to listen: flags it takes, or variables it reads
@@ -51,10 +51,10 @@ NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("
 APT_PACKAGES = {"router": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
 
 
-def cloud_addresses(subnet_cidr: str, nodes: int) -> tuple[str, ...]:
+def cloud_addresses(subnet_cidr: str, nodes: int) -> tuple[IPv4Address, ...]:
     """On a cloud the terraform module places node i at .10+i of its subnet (`terraform.subnet_cidr`)."""
-    base = subnet_cidr.split("/")[0].rsplit(".", 1)[0]
-    return tuple(f"{base}.{10 + i}" for i in range(nodes))
+    network = IPv4Network(subnet_cidr)
+    return tuple(network[10 + i] for i in range(nodes))
 
 
 def prepare(dep: Deployment, plan: "Plan") -> HostDeployment:
@@ -65,7 +65,7 @@ def prepare(dep: Deployment, plan: "Plan") -> HostDeployment:
     assert where is not None
     s = spec.section("systemd")
     on_prem = stack.provider == "on-prem"
-    addresses = tuple(s.node_addresses) or (
+    addresses = tuple(map(IPv4Address, s.node_addresses)) or (
         () if on_prem else cloud_addresses(spec.section("terraform").subnet_cidr, stack.nodes))
     found: list[Feature] = []
     if stack.nodes > 1 and on_prem and len(s.node_addresses) < stack.nodes:
@@ -76,7 +76,7 @@ def prepare(dep: Deployment, plan: "Plan") -> HostDeployment:
 
 
 def resolve(s: Systemd, project: str, services: tuple[Service, ...], nodes: tuple[Node, ...],
-            addresses: tuple[str, ...]) -> Hosts:
+            addresses: tuple[IPv4Address, ...]) -> Hosts:
     """Every service's host run, from the `systemd:` settings and the nodes' private addresses."""
     root = Hosts(user=s.user, systemd_version=s.systemd_version, runtime=s.container_runtime,
                  config_dir=f"/etc/stackc/{project}", state_dir=f"/var/lib/stackc/{project}",
@@ -109,7 +109,7 @@ def _one_lock_per_venv(runs: list[tuple[str, HostRun]], node_of: dict[str, str])
                                               for i in run.installs))) for name, run in runs]
 
 
-def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) -> tuple[str, Optional[int]]:
+def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) -> tuple[IPv4Address, Optional[int]]:
     """Loopback beside the router, gateway and Prometheus; the node's private address on the
     other nodes, where they reach it from; where compose publishes it, for what users reach."""
     inside = LOOPBACK if x.node == front or not hosts.node_addresses else node_address(hosts, x.node)
@@ -117,11 +117,11 @@ def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) 
         return inside, ports[x.name]
     if x.published:
         p = x.published[0]
-        return p.host_ip or "0.0.0.0", p.host_port
+        return p.host_ip or EVERY_INTERFACE, p.host_port
     return inside, x.port
 
 
-def node_address(hosts: Hosts, node: str) -> str:
+def node_address(hosts: Hosts, node: str) -> IPv4Address:
     index = hosts.index_of(node)
     return hosts.node_addresses[index] if index < len(hosts.node_addresses) else LOOPBACK
 
@@ -147,7 +147,7 @@ def remap(text: str, table: list[tuple[str, str, bool]]) -> str:
     return text
 
 
-def host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
+def host_run(x: Service, s: Systemd, hosts: Hosts, bind: IPv4Address, port: Optional[int]) -> HostRun:
     run = _host_run(x, s, hosts, bind, port)
     ports = []
     if x.port is not None and port is not None:
@@ -180,7 +180,7 @@ def installs(x: Service, s: Systemd, hosts: Hosts, run: HostRun) -> tuple[Instal
     return tuple(out)
 
 
-def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[int]) -> HostRun:
+def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: IPv4Address, port: Optional[int]) -> HostRun:
     table = mounts(x, hosts)
     writable = tuple(sorted({h for _, h, w in table if w}))
     readable = tuple(sorted({h for _, h, w in table if not w}))
@@ -190,7 +190,7 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
     engine = get_engine(x.engine.engine) if x.engine else None
     if x.role == "engine" and engine is not None and engine.runs_natively:
         assert port is not None
-        argv, env = engine.native_command(args, env, bind, port, s)
+        argv, env = engine.native_command(args, env, str(bind), port, s)
         if x.drain is not None:  # the wrapper from the engine's own Python, its agent beside the engine's port
             script = next(h for inside, h, _ in table if inside == x.drain.path)
             python = engine.native_python(s)
@@ -206,7 +206,7 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
                        int(x.resources.memory_bytes * MEMORY_HEADROOM))
     if x.role == "gateway":
         flag_host, flag_port = LISTEN_FLAGS["gateway"]
-        argv = [f"{s.gateway_venv}/bin/litellm", *args, flag_host, bind]
+        argv = [f"{s.gateway_venv}/bin/litellm", *args, flag_host, str(bind)]
         argv = set_flag(argv, flag_port, str(port))
         env += [("HOME", home)]
         return HostRun(tuple(argv), tuple(env), False, bind, port, tuple(sorted(set(writable) | {home})), readable)
@@ -221,7 +221,7 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: str, port: Optional[in
     return container_run(x, hosts, table, list(x.env), bind, port, writable, readable)
 
 
-def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], env: list, bind: str,
+def container_run(x: Service, hosts: Hosts, table: list[tuple[str, str, bool]], env: list, bind: IPv4Address,
                   port: Optional[int], writable: tuple[str, ...], readable: tuple[str, ...]) -> HostRun:
     """The image through the host's runtime: the service's name, its mounts at the host paths,
     its variables passed by name (values stay in the unit's environment, never on the command
@@ -273,8 +273,5 @@ def endpoint_address(e: Endpoint, consumer: Service, services: dict[str, Service
     target = services[e.service]
     run = hosts.run(e.service)
     port = dict(run.ports).get(e.port, e.port)
-    if target.node == consumer.node:
-        host = LOOPBACK if run.bind in (LOOPBACK, "0.0.0.0") else run.bind
-    else:
-        host = node_address(hosts, target.node)
-    return host, port
+    host = run.local_address() if target.node == consumer.node else node_address(hosts, target.node)
+    return str(host), port

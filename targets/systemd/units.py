@@ -96,7 +96,7 @@ def service_unit(dep: HostDeployment, s: Service, spec_name: str, resolve: Calla
     if not s.one_shot:
         if s.health is not None and s.health.path and run.port is not None:
             budget = max(s.startup_budget_s, 60)
-            host = "127.0.0.1" if run.bind in ("0.0.0.0", "127.0.0.1") else run.bind
+            host = run.local_address()
             url = f"http://{host}:{run.port}{s.health.path}"
             service.append(("# waits until the service answers, so what starts after it finds it ready", ""))
             service.append(("ExecStartPost", " ".join(unit_word(w) for w in (

@@ -23,6 +23,7 @@ only), so what is not a template variable reaches the shell as written.
 
 from __future__ import annotations
 
+import posixpath
 from shlex import quote
 
 from stackc.output import to_unit
@@ -212,7 +213,7 @@ def template(dep: CloudDeployment, cloud: Cloud) -> str:
         f"# boot unit ({service}), which brings the node up, retries what fails and picks up the",
         f"# module's files every {SYNC_MINUTES} minutes.",
         "set -euo pipefail",
-        f"install -d -m 0755 {quote(program.rsplit('/', 1)[0])}",
+        f"install -d -m 0755 {quote(posixpath.dirname(program))}",
         f"cat > {quote(program)} <<'{end}'",
         *boot_program(dep, cloud),
         end,

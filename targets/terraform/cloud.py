@@ -119,7 +119,7 @@ class Cloud:
     def public_ports(self, dep: CloudDeployment) -> list[int]:
         """Ports the stack publishes on every interface (the gateway, the UI): opened to `allowed_cidrs`."""
         assert dep.hosts is not None
-        return sorted({r.port for _, r in dep.hosts.runs if r.bind == "0.0.0.0" and r.port})
+        return sorted({r.port for _, r in dep.hosts.runs if r.on_every_interface and r.port})
 
     def node_secrets(self, dep: CloudDeployment) -> dict[str, list[str]]:
         """Per node, the secrets its services read (the boot script fetches those only)."""
@@ -152,7 +152,7 @@ class Cloud:
     def nodes_local(self, dep: CloudDeployment) -> dict[str, Any]:
         """Per node its private address (the one its units were built with) and its disk."""
         assert dep.hosts is not None and dep.provisioning is not None
-        return {n.name: {"private_ip": dep.hosts.node_addresses[i],
+        return {n.name: {"private_ip": str(dep.hosts.node_addresses[i]),
                          "disk_gib": disk_gib(dep, i, dep.provisioning.root_volume_gib)}
                 for i, n in enumerate(dep.nodes)}
 
