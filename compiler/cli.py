@@ -19,8 +19,8 @@ import typer
 from typer.core import TyperCommand
 
 from . import __version__, commands
-from .commands import (DiagFormat, Failure, _both_env_flags, _check_env, _collect, _open, _print_diagnostics, _usage,
-                       guarded)
+from .commands import (DiagFormat, Failure, both_env_flags, check_env, collect, guarded, open_file, print_diagnostics,
+                       usage)
 
 app = typer.Typer(
     name="stackc",
@@ -133,12 +133,12 @@ def build(
         from .check import did_you_mean
 
         close = did_you_mean(target, names)
-        raise _usage(f"no target is named `{target}`",
+        raise usage(f"no target is named `{target}`",
                      help=(f"did you mean `{close}`? " if close else "") + f"targets: {', '.join(names)}")
-    _both_env_flags(env, all_envs)
-    session = _open(stack)
-    _check_env(session, env)
-    results, diags = _collect(session, env, all_envs, include_base=False)
+    both_env_flags(env, all_envs)
+    session = open_file(stack)
+    check_env(session, env)
+    results, diags = collect(session, env, all_envs, include_base=False)
     targets = [t for t in names if t != "all"] if target == "all" else [target]
     files: dict[str, bytes] = {}
     per_env: list[tuple[Optional[str], list[Diagnostic]]] = []
@@ -163,18 +163,18 @@ def build(
             "SC614", f"the `{target}` target returned no files, so there is nothing to build",
             help="nothing was written; a target from another package did this: report it there"))
     if any(d.is_error for d in diags):
-        _print_diagnostics(diags, session.sources, fmt, sys.stderr)
+        print_diagnostics(diags, session.sources, fmt, sys.stderr)
         raise typer.Exit(1)
     try:
         if check:
-            _print_diagnostics(diags, session.sources, fmt, sys.stderr)
+            print_diagnostics(diags, session.sources, fmt, sys.stderr)
             raise typer.Exit(_check(out, files))
         result = write(out, files, force=force)
     except OutputError as exc:
         diags.append(Diagnostic.error(exc.code, exc.message, help=exc.help))
-        _print_diagnostics(diags, session.sources, fmt, sys.stderr)
+        print_diagnostics(diags, session.sources, fmt, sys.stderr)
         raise typer.Exit(1)
-    _print_diagnostics(diags + _kept(out, result), session.sources, fmt, sys.stderr)
+    print_diagnostics(diags + _kept(out, result), session.sources, fmt, sys.stderr)
     _report_write(out, result)
     raise typer.Exit(0)
 
@@ -235,10 +235,10 @@ def plan(
 
     from .plan_report import table
 
-    session = _open(stack)
-    _check_env(session, env)
-    results, diags = _collect(session, env, False, include_base=True, upto="plan")
-    _print_diagnostics(diags, session.sources, DiagFormat.full, sys.stderr)
+    session = open_file(stack)
+    check_env(session, env)
+    results, diags = collect(session, env, False, include_base=True, upto="plan")
+    print_diagnostics(diags, session.sources, DiagFormat.full, sys.stderr)
     unit = results[0] if results else None
     if unit is None or unit.plan is None:
         raise typer.Exit(1)
@@ -278,7 +278,7 @@ def explain(code: str = typer.Argument(..., help="A diagnostic code, e.g. SC401.
     text = explain_code(code)
     if text is None:
         close = did_you_mean(code.upper(), list(CODES))
-        raise _usage(f"no diagnostic code is named `{code}`",
+        raise usage(f"no diagnostic code is named `{code}`",
                      help=f"did you mean `{close}`?" if close else "docs/diagnostics.md lists every code")
     sys.stdout.write(text)
 

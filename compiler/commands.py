@@ -21,14 +21,14 @@ class DiagFormat(str, Enum):
 
 class Failure(Exception):
     """A command that cannot go on: its diagnostic, and the exit code (2 usage, 1 otherwise).
-    `_guard` renders it in the format the user chose, like every other diagnostic."""
+    `guarded` renders it in the format the user chose, like every other diagnostic."""
 
     def __init__(self, diagnostic, exit_code: int = 2, sources: Optional[dict[str, str]] = None):
         super().__init__(diagnostic.message)
         self.diagnostic, self.exit_code, self.sources = diagnostic, exit_code, sources or {}
 
 
-def _usage(message: str, help: Optional[str] = None) -> Failure:
+def usage(message: str, help: Optional[str] = None) -> Failure:
     from .diagnostics import Diagnostic
 
     return Failure(Diagnostic.error("SC001", message, help=help))
@@ -38,24 +38,24 @@ def _color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def _print_diagnostics(diags, sources, fmt: DiagFormat, stream) -> None:
+def print_diagnostics(diags, sources, fmt: DiagFormat, stream) -> None:
     from .diagnostics import render
 
     if fmt is DiagFormat.json or diags:
         stream.write(render(fmt.value, diags, sources, color=_color(stream)))
 
 
-def _open(stack: str):
+def open_file(stack: str):
     from .pipeline import open_spec
 
     if not os.path.exists(stack):
-        raise _usage(f"`{stack}` does not exist", help="pass the path of a stack spec (YAML), e.g. `examples/chatbot-8b-l40s.yaml`")
+        raise usage(f"`{stack}` does not exist", help="pass the path of a stack spec (YAML), e.g. `examples/chatbot-8b-l40s.yaml`")
     if os.path.isdir(stack):
-        raise _usage(f"`{stack}` is a directory", help="pass the stack spec file inside it")
+        raise usage(f"`{stack}` is a directory", help="pass the stack spec file inside it")
     return open_spec(stack, stack)
 
 
-def _check_env(session, env: Optional[str]) -> None:
+def check_env(session, env: Optional[str]) -> None:
     if env is None or session.document is None:
         return
     names = session.environment_names
@@ -74,13 +74,13 @@ def _check_env(session, env: Optional[str]) -> None:
                       sources=session.sources)
 
 
-def _both_env_flags(env: Optional[str], all_envs: bool) -> None:
+def both_env_flags(env: Optional[str], all_envs: bool) -> None:
     if env and all_envs:
-        raise _usage("`--env` and `--all-envs` exclude each other",
+        raise usage("`--env` and `--all-envs` exclude each other",
                      help="pass `--env NAME` for one environment, or `--all-envs` for all of them")
 
 
-def _collect(session, env, all_envs, include_base, upto="lower"):
+def collect(session, env, all_envs, include_base, upto="lower"):
     from .diagnostics import merge_environments
     from .pipeline import analyse, units
 
@@ -107,15 +107,15 @@ def internal_error(exc: BaseException):
 
 def validate(stacks: list[str], env: Optional[str], all_envs: bool, fmt: DiagFormat) -> int:
     """Parse, check and plan each spec; print the diagnostics; the exit code."""
-    _both_env_flags(env, all_envs)
-    sessions = [_open(stack) for stack in stacks]
+    both_env_flags(env, all_envs)
+    sessions = [open_file(stack) for stack in stacks]
     all_diags, sources = [], {}
     for session in sessions:
-        _check_env(session, env)
-        _, diags = _collect(session, env, all_envs, include_base=True, upto="plan")
+        check_env(session, env)
+        _, diags = collect(session, env, all_envs, include_base=True, upto="plan")
         all_diags += diags
         sources.update(session.sources)
-    _print_diagnostics(all_diags, sources, fmt, sys.stdout)
+    print_diagnostics(all_diags, sources, fmt, sys.stdout)
     return 1 if any(d.is_error for d in all_diags) else 0
 
 
@@ -127,10 +127,10 @@ def guarded(run, fmt: DiagFormat, stream, passthrough: tuple[type[BaseException]
     except passthrough:
         raise
     except Failure as failure:
-        _print_diagnostics([failure.diagnostic], failure.sources, fmt, stream)
+        print_diagnostics([failure.diagnostic], failure.sources, fmt, stream)
         return failure.exit_code
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("STACKC_DEBUG"):
             raise
-        _print_diagnostics([internal_error(exc)], {}, fmt, stream)
+        print_diagnostics([internal_error(exc)], {}, fmt, stream)
         return 1
