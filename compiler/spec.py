@@ -369,6 +369,9 @@ class StackCore(_Strict):
         return found.model() if found is not None else None
 
 
+RESERVED = ("secrets", "defaults", "environments")  # keys of the stack and of the file beyond `StackCore`'s
+
+
 def target_sections(core: type, wrap=lambda model: model) -> dict[str, Any]:
     """The fields the registered targets add to `core`, in the order of their keys: each target's
     section model (through `wrap`: the overlay builds partial ones), optional."""
@@ -376,7 +379,7 @@ def target_sections(core: type, wrap=lambda model: model) -> dict[str, Any]:
 
     fields: dict[str, Any] = {}
     for section in sections():
-        if section.name in core.model_fields:
+        if section.name in core.model_fields or section.name in RESERVED:
             raise RuntimeError(f"a target's section `{section.name}:` would replace the spec's own field of that name")
         fields[section.name] = (Optional[wrap(section.model)], Field(None, description=section.description))
     return fields

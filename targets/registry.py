@@ -83,12 +83,12 @@ def sections() -> tuple["Section", ...]:
 
     found: dict[str, tuple["Section", str]] = {}
     for name, ep in _entry_points().items():
-        module = util.find_spec(ep.module)
-        package = ep.module if module is not None and module.submodule_search_locations is not None \
-            else ep.module.rpartition(".")[0]
-        if not package or util.find_spec(f"{package}.options") is None:
-            continue
         try:
+            module = util.find_spec(ep.module)
+            package = ep.module if module is not None and module.submodule_search_locations is not None \
+                else ep.module.rpartition(".")[0]
+            if not package or util.find_spec(f"{package}.options") is None:
+                continue
             section = getattr(import_module(f"{package}.options"), "SECTION", None)
         except Exception as exc:  # noqa: BLE001 - a broken plug-in is named, not a traceback
             raise RuntimeError(f"the `{name}` target's options (`{package}.options`) could not be imported: {exc}") from exc
