@@ -250,6 +250,7 @@ def plan(
 
 
 @app.command()
+@_guard()
 def schema() -> None:
     """Print the JSON Schema of the stack spec."""
     import json

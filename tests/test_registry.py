@@ -209,3 +209,13 @@ def test_an_engine_is_one_module_and_one_registry_line(tmp_path):
     assert refused.returncode == 1 and "the `helm` target cannot run the `echo` engine" in refused.stderr
     schema = run("schema")
     assert '"echo"' in schema.stdout and "tensorrt-llm or echo" in schema.stdout
+
+
+def test_a_broken_section_is_named_not_a_traceback(tmp_path):
+    env = _install(tmp_path)
+    (tmp_path / "site" / "stackc_echo" / "options.py").write_text("raise ImportError('a missing dependency')\n")
+    for args in (("schema",), ("validate", "examples/chatbot-8b-l40s.yaml")):
+        result = _stackc(env, *args)
+        shown = result.stdout + result.stderr
+        assert result.returncode == 1 and "Traceback" not in shown, shown
+        assert "error[SC000]" in shown and "`stackc_echo.options`" in shown and "a missing dependency" in shown, shown
