@@ -7,7 +7,7 @@ For each spec (every example, and generated specs of 25 to 5,000 models), one ro
 back to back; the ratio of each pair is computed round by round and the median ratio is
 reported, so load from elsewhere on the machine hits both sides of a pair alike. The import
 floor is a Python process that only imports what validate cannot do without (pydantic's
-BaseModel and ruamel.yaml's YAML): the part of validate's time no code of stackc's can remove. Stdlib only; exits 0
+BaseModel and libyaml's parser): the part of validate's time no code of stackc's can remove. Stdlib only; exits 0
 whatever the timings.
 """
 
@@ -29,7 +29,7 @@ from run import child_env, find_tool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (25, 200, 1000, 5000)
-FLOOR = [sys.executable, "-c", "from pydantic import BaseModel; from ruamel.yaml import YAML"]
+FLOOR = [sys.executable, "-c", "from pydantic import BaseModel; from yaml._yaml import CParser"]
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:

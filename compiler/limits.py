@@ -28,14 +28,12 @@ def check_expansion(file: str, root) -> None:
     """Count the values the document expands to and how deep it nests, each node once however
     many aliases use it, and refuse a YAML bomb or an alias chain before building it: at the
     innermost collection that by itself expands or nests past the limit."""
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
     sizes: dict[int, tuple[int, int]] = {}  # id -> (values, levels), each capped just past its limit
 
     def children(node) -> list:
-        if isinstance(node, SequenceNode):
+        if node.id == "sequence":
             return node.value
-        if isinstance(node, MappingNode):
+        if node.id == "mapping":
             return [v for _, v in node.value]
         return []
 

@@ -102,7 +102,7 @@ class SourceError(Exception):
 
 
 def mark_span(file: str, start, end) -> Span:
-    """The span between two of ruamel's marks."""
+    """The span between two of the parser's marks (libyaml's or ruamel.yaml's: both count from 0)."""
     end_line, end_col = end.line + 1, end.column + 1
     if end.line > start.line and end.column == 0:
         # ruamel puts the end of a block collection at the start of the next line

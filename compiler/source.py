@@ -1,7 +1,7 @@
 """Read a stack spec into a tree of values that remember where they were written.
 
-ruamel.yaml composes the document into nodes that carry start and end marks; we walk those
-nodes ourselves instead of letting a constructor build Python objects. That gives us, in one
+libyaml (`libyaml.py`) or, where it is absent or refuses the text, ruamel.yaml composes the
+document into nodes that carry start and end marks; we walk those nodes ourselves instead of letting a constructor build Python objects. That gives us, in one
 pass, every position a diagnostic may point at, duplicate-key detection, a cap on alias
 expansion (a YAML bomb is tiny on disk and enormous in memory) and a closed set of tags: only
 plain data comes out, never an object a tag asks for.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .diagnostics import Diagnostic, Span
+from .libyaml import Unsure, compose_all
 from .limits import MAX_DEPTH, MAX_NODES, check_expansion, check_flow_depth, span_of, too_deep, too_many
 from .located import SourceError, SpanIndex, mark_span, point, YEntry, YMap, YNode, YScalar, YSeq
 
@@ -56,7 +57,7 @@ def _scalar_value(node) -> Any:
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
-        return raw.lower() == "true"
+        return raw.lower() in ("true", "yes", "y", "on")  # YAML 1.1 (a `%YAML 1.1` file) has the last three
     if tag == "tag:yaml.org,2002:int":
         text = raw.replace("_", "")
         sign = -1 if text.startswith("-") else 1
@@ -81,10 +82,11 @@ def _scalar_value(node) -> Any:
 
 
 class _Builder:
-    def __init__(self, file: str, text: str = ""):
+    def __init__(self, file: str, text: str = "", libyaml: bool = False):
         self.file = file
         self.text = text
         self.count = 0
+        self.libyaml = libyaml
 
     def _unicode(self, node, value: str, span: Span) -> str:
         """Text with no half of a UTF-16 surrogate pair in it.
@@ -117,15 +119,17 @@ class _Builder:
         )
 
     def build(self, node, anchor_span: Span | None = None, depth: int = 0) -> YNode:
-        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
+        """Either parser's nodes: they share `id` (scalar, sequence, mapping), tag, value, style and marks."""
         self.count += 1
         span = mark_span(self.file, node.start_mark, node.end_mark)
         if depth > MAX_DEPTH:  # aliases count where they are used: a chain of them nests too
             raise SourceError(too_deep(self.file, span))
         if self.count > MAX_NODES:
             raise SourceError(too_many(span))
-        if isinstance(node, ScalarNode):
+        kind = node.id
+        if kind == "scalar":
+            if self.libyaml and node.start_mark.index == node.end_mark.index:
+                raise Unsure()
             if node.tag not in _SCALAR_TAGS:
                 raise SourceError(_bad_tag(span, node.tag))
             if isinstance(node.value, str):
@@ -145,25 +149,23 @@ class _Builder:
                 ) from None
             except ValueError:
                 return YScalar(span, node.value)
-        if isinstance(node, SequenceNode):
+        if kind == "sequence":
             if node.tag != "tag:yaml.org,2002:seq":
                 raise SourceError(_bad_tag(span, node.tag))
             return YSeq(span, [self.build(child, depth=depth + 1) for child in node.value])
-        if isinstance(node, MappingNode):
+        if kind == "mapping":
             if node.tag != "tag:yaml.org,2002:map":
                 raise SourceError(_bad_tag(span, node.tag))
             return self._mapping(node, span, depth)
         raise SourceError(_bad_tag(span, getattr(node, "tag", "?")))
 
     def _mapping(self, node, span: Span, depth: int = 0) -> YMap:
-        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
         result = YMap(span)
         merges: list[YMap] = []
         for key_node, value_node in node.value:
             key_span = mark_span(self.file, key_node.start_mark, key_node.end_mark)
             if key_node.tag == "tag:yaml.org,2002:merge":
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                sources = value_node.value if value_node.id == "sequence" else [value_node]
                 for source in sources:
                     built = self.build(source, depth=depth + 1)
                     if not isinstance(built, YMap):
@@ -175,7 +177,7 @@ class _Builder:
                         )
                     merges.append(built)
                 continue
-            if not isinstance(key_node, ScalarNode) or isinstance(key_node, MappingNode):
+            if key_node.id != "scalar":
                 raise SourceError(
                     Diagnostic.error(
                         "SC104", "mapping keys must be plain text", key_span,
@@ -277,26 +279,15 @@ def _bad_character(path: str, text: str, exc) -> Diagnostic:
     )
 
 
-def parse(path: str, text: str) -> Document:
-    """Parse one YAML document into a located tree; raise SourceError with a diagnostic."""
+def _compose_ruamel(path: str, text: str) -> list:
+    """Every document's root node, read by ruamel.yaml: the reader of last resort, whose errors
+    become the diagnostics."""
+    import warnings
+
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
-    if not text.strip() or all(
-        not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
-    ):
-        raise SourceError(
-            Diagnostic.error(
-                "SC107",
-                "the file is empty",
-                Span(path, 1, 1, 1, 2),
-                help="start from an example: `stack: v1`, `name:`, `hardware:` and `models:`",
-            )
-        )
-    import warnings
-
-    check_flow_depth(path, text)
     yaml = YAML(typ="safe", pure=True)
     try:
         with warnings.catch_warnings():
@@ -331,7 +322,36 @@ def parse(path: str, text: str) -> Document:
                 help="a stack spec is a few levels deep; flatten the structure",
             )
         ) from None
+    return nodes
+
+
+def parse(path: str, text: str) -> Document:
+    """Parse one YAML document into a located tree; raise SourceError with a diagnostic."""
+    if not text.strip() or all(
+        not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
+    ):
+        raise SourceError(
+            Diagnostic.error(
+                "SC107",
+                "the file is empty",
+                Span(path, 1, 1, 1, 2),
+                help="start from an example: `stack: v1`, `name:`, `hardware:` and `models:`",
+            )
+        )
+    check_flow_depth(path, text)
+    nodes = compose_all(text)
+    if nodes is not None:
+        try:
+            return _document(path, text, nodes, libyaml=True)
+        except Unsure:
+            pass
+    return _document(path, text, _compose_ruamel(path, text))
+
+
+def _document(path: str, text: str, nodes: list, libyaml: bool = False) -> Document:
     nodes = [n for n in nodes if n is not None]
+    if libyaml and (len(nodes) != 1 or nodes[0].id != "mapping"):
+        raise Unsure()  # an error either way: ruamel.yaml's marks place it
     if not nodes:
         raise SourceError(
             Diagnostic.error("SC107", "the file holds no YAML document", Span(path, 1, 1, 1, 2),
@@ -350,7 +370,7 @@ def parse(path: str, text: str) -> Document:
         )
     try:
         check_expansion(path, nodes[0])
-        root = _Builder(path, text).build(nodes[0])
+        root = _Builder(path, text, libyaml).build(nodes[0])
     except RecursionError:
         raise SourceError(
             Diagnostic.error("SC103", "the document nests too deeply", Span(path, 1, 1, 1, 2),
