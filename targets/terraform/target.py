@@ -95,11 +95,12 @@ class TerraformTarget(Target):
         assert dep.hosts is not None
         assert dep.provisioning is not None
         cloud = CLOUDS[dep.nodes[0].provider]
+        first, names = dep.nodes[0].name, {n.name for n in dep.nodes}
         if dep.provisioning.boot == "compose":  # one machine running the compose target's stack
-            bundle = {f"node-0/{path}": data for path, data in ComposeTarget().emit(dep, spec_name).items()}
-        else:
+            bundle = {f"{first}/{path}": data for path, data in ComposeTarget().emit(dep, spec_name).items()}
+        else:  # the systemd target's files, under each node's directory (one node's are not in one)
             units = SystemdTarget().emit(dep, spec_name)
-            bundle = {(path if path.startswith("node-") else f"node-0/{path}"): data for path, data in units.items()}
+            bundle = {(path if path.split("/", 1)[0] in names else f"{first}/{path}"): data for path, data in units.items()}
         module = cloud.module(dep, spec_name, bundle)
         files: Artifacts = {name: output.to_hcl(items, module.header).encode() for name, items in module.files.items()}
         files["boot.sh.tftpl"] = boot.template(dep, cloud).encode()
