@@ -485,6 +485,14 @@ An earlier build wrote this file and this build no longer does, so it would be r
 content no longer matches the digest in the manifest, so someone edited it. stackc keeps it and
 says so. Delete it by hand, or build with `--force` to remove it.
 """),
+    "SC716": ("published without TLS", """
+The target opens the gateway (and the chat UI, if there is one) on the machine's own network
+interfaces in plain HTTP, so the bearer key and every prompt and answer can be read by anyone on
+the path. Declare `gateway.tls` (a certificate and key by path; stackc never writes them) on a
+target that terminates TLS, or put a TLS-terminating proxy or load balancer in front and open
+the port only to it. A cluster target (helm) publishes nothing outside the cluster and does not
+warn.
+"""),
 }
 
 

@@ -126,7 +126,7 @@ class Service:
     """One running thing: an engine replica, a download job, the gateway, Prometheus, ..."""
 
     name: str
-    role: Literal["engine", "model-download", "router", "gateway", "metrics", "dashboards", "gpu-metrics", "ui"]
+    role: Literal["engine", "model-download", "router", "gateway", "metrics", "dashboards", "gpu-metrics", "ui", "edge"]
     image: Image  # parsed once: repository, tag and digest as data
     command: tuple[str, ...] = ()
     entrypoint: Optional[tuple[str, ...]] = None

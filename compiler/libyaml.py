@@ -68,10 +68,10 @@ def resolve_plain(value: str) -> str:
 def available() -> bool:
     """Whether this PyYAML has libyaml (the wheels for every common platform do)."""
     try:
-        from yaml._yaml import CParser  # noqa: F401
+        from yaml._yaml import CParser
     except ImportError:
         return False
-    return True
+    return CParser is not None
 
 
 def _loader(text: str):

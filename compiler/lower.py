@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from . import components, images, routing
+from . import components, edge, images, routing
 from .engines.downloads import DownloadStep
 from .ir import (KV_DISK_DIR, Autoscale, ConfigFile, Dependency, Deployment, Drain, Feature, GpuAssignment, ModelNode,
                  Mount, Node, Replicas, SecretDecl, SecretRef, Service, Volume)
@@ -80,6 +80,14 @@ def lower(plan: Plan, spans_origin: dict | None = None) -> Deployment:
     files += obs_files
     volumes += obs_volumes
     ui_services, ui_volumes, ui_secrets = components.ui(spec)
+    gw = spec.gateway
+    if gw is not None and gw.tls is not None:  # clients reach the gateway and the UI through the edge only
+        front, edge_files = edge.edge(gw.tls, gateway_services[0], gw.port, ui_services[0] if ui_services else None,
+                                      gw.ui_port)
+        services[services.index(gateway_services[0])] = replace(gateway_services[0], published=())
+        ui_services = [replace(u, published=()) for u in ui_services]
+        services.append(front)
+        files += edge_files
     services += ui_services
     volumes += ui_volumes
 
@@ -249,6 +257,12 @@ def features(stack: ResolvedStack, plan: Plan) -> list[Feature]:
         out.append(Feature("multi-node", where("hardware", "nodes"), nodes=stack.nodes, fits=one))
     if stack.gpu.vendor != "nvidia":
         out.append(Feature("gpu", where("hardware", "gpu"), stack.gpu.id, vendor=stack.gpu.vendor))
+    gw = spec.gateway
+    if gw is not None and gw.tls is not None:
+        out.append(Feature("tls-edge", where("gateway", "tls", key=True)))
+    else:  # published in plain HTTP wherever the target publishes ports beyond the machine
+        exposed = ("the gateway", "the chat UI") if gw is not None and gw.ui != "none" else ("the gateway",)
+        out.append(Feature("plain-edge", where("gateway", key=True) or where("name", key=True), " and ".join(exposed)))
     t = spec.tiering
     if t is not None:
         if t.kv_cache:

@@ -140,6 +140,8 @@ def emit(unit: Unit, target_name: str, spec_name: str) -> tuple[Optional[dict[st
     target = get(target_name)
     dep = target.prepare(unit.deployment, unit.plan)
     diags = sorted(target.check(dep), key=Diagnostic.sort_key)
-    if has_errors(diags):
-        return None, diags
+    if has_errors(diags):  # nothing is built, so nothing is published either
+        from stackc.targets.base import WHEN_BUILT
+
+        return None, [d for d in diags if d.code not in WHEN_BUILT]
     return target.emit(dep, spec_name), diags

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
 from pydantic_core import PydanticCustomError
 
 from .engines import names as engine_names
-from .spec_values import (ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
+from .spec_values import (HostPath, ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
                           StackName, _kind, _Strict)
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +305,17 @@ class Tiering(_Strict):
     overflow: list[Overflow] = Field(default_factory=list, description="Ordered: where requests go when local capacity is saturated or failing.")
 
 
+class GatewayTls(_Strict):
+    """TLS at the edge: a certificate and its key, named by path and never read or written by stackc."""
+
+    cert: HostPath = Field("tls/gateway.crt", description=(
+        "The certificate chain (PEM), a file on the host the operator places: a relative path is "
+        "beside the generated compose.yaml."))
+    key: HostPath = Field("tls/gateway.key", description=(
+        "The certificate's private key (PEM), a file on the host the operator places, readable by "
+        "the stack only."))
+
+
 class Gateway(_Strict):
     """The one OpenAI-compatible endpoint clients use."""
 
@@ -312,6 +323,9 @@ class Gateway(_Strict):
     api_key: Optional[SecretField] = Field(None, description="The key clients must send, as a secret reference.")
     ui: Literal["none", "open-webui"] = Field("none", description="An optional chat UI.")
     ui_port: int = Field(3000, ge=1, le=65535, description="The port of the chat UI.")
+    tls: Optional[GatewayTls] = Field(None, description=(
+        "Terminate TLS in front of the gateway and the UI: clients connect with HTTPS on `port` and "
+        "`ui_port`, and nothing answers plain HTTP there. `{}` takes the default file names."))
 
 
 class Observability(_Strict):

@@ -120,6 +120,7 @@ ServedName = _safe_text("served model name", 200)
 ModelRef = _safe_text("model reference", 300)
 ImageRef = _safe_text("image reference", 300)
 Revision = _safe_text("revision", 100)
+HostPath = _safe_text("path on the host", 1000)  # a file the operator places; stackc names it, never reads it
 
 SecretName = Annotated[str, Field(pattern=SECRET_NAME, max_length=64)]
 K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]

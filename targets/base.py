@@ -39,10 +39,15 @@ class Capabilities:
     replica_spans_nodes: bool = True  # a single replica across nodes (pipeline parallel)
     gpu_sharing: bool = True  # several models' processes on one GPU, each with its memory share
     providers: Optional[tuple[str, ...]] = None  # clouds it provisions; None: it provisions nothing
+    publishes: bool = False  # the gateway's port is opened on the machines' own interfaces (not a cluster's)
+    tls_edge: bool = False  # it runs the edge that terminates `gateway.tls`
 
 
 def listed(names) -> str:
     return ", ".join(f"`{n}`" for n in names)
+
+
+WHEN_BUILT = frozenset({"SC716"})  # warnings about what a build would open: dropped when it is refused
 
 
 class Target:
@@ -126,6 +131,19 @@ class Target:
             return Diagnostic.error(
                 "SC609", f"models {listed(f.models)} share one GPU in the plan; the {t} target gives each pod whole GPUs and they no longer fit",
                 f.span, label="one GPU each here", help="add a GPU (`hardware.gpus_per_node`) or drop one of these models for this target")
+        if f.name == "tls-edge" and not c.tls_edge:
+            return Diagnostic.error(
+                "SC604", f"the {t} target does not yet terminate TLS (`gateway.tls`)", f.span,
+                label="not emitted yet",
+                help=f"terminate TLS in front of it and remove `gateway.tls` for this target; "
+                     f"{_the_targets(lambda c: c.tls_edge)} runs the edge itself")
+        if f.name == "plain-edge" and c.publishes:
+            where_to = ("add `gateway.tls: {}` and place the certificate and key beside the stack "
+                        "(docs/spec.md#gateway-tls)") if c.tls_edge else \
+                "put a TLS-terminating proxy or load balancer in front of it, and open the port to it only"
+            return Diagnostic.warning(
+                "SC716", f"the {t} target publishes {f.detail} in plain HTTP: the API key and every prompt "
+                         "cross the network in clear", f.span, label="no TLS", help=where_to)
         if f.name == "overflow" and not c.overflow:
             return Diagnostic.error(
                 "SC604", f"the {t} target does not yet express overflow to hosted APIs ({f.detail})", f.span,

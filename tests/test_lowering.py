@@ -137,7 +137,7 @@ def test_a_host_stack_without_addresses_is_the_systemd_targets_finding(tmp_path)
 def compose(tmp_path):
     unit = _unit(tmp_path, TWO_REPLICAS)
     files, diags = emit(unit, "compose", "stack.yaml")
-    assert files is not None and not diags
+    assert files is not None and [d.code for d in diags] == ["SC716"]  # the gateway, published without TLS
     return unit.deployment, yaml.safe_load(files["compose.yaml"])
 
 
@@ -173,3 +173,43 @@ def test_a_target_gets_a_deployment_of_its_own_and_the_core_stays_as_it_was(tmp_
     assert helm.cluster.secret_ref("STACK_API_KEY") == ("demo-secrets", "STACK_API_KEY")
     assert unit.deployment == before and type(unit.deployment).__name__ == "Deployment"
     assert helm.services == unit.deployment.services
+
+
+TLS = TWO_REPLICAS.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
+                           "gateway: {api_key: {secret: STACK_API_KEY}, ui: open-webui, port: 443, ui_port: 8443,\n"
+                           "          tls: {cert: /etc/tls/llm.crt, key: /etc/tls/llm.key}}")
+
+
+def test_tls_puts_the_edge_in_front_and_publishes_nothing_else(tmp_path):
+    dep = _unit(tmp_path, TLS).deployment
+    published = {s.name: [(p.host_port, p.container_port) for p in s.published] for s in dep.services if s.published}
+    assert published == {"edge": [(443, 8443), (8443, 8444)]}  # not the gateway, not the UI
+    edge = next(s for s in dep.services if s.role == "edge")
+    assert {(m.source, m.target, m.read_only) for m in edge.mounts if m.kind == "host"} == {
+        ("/etc/tls/llm.crt", "/usr/local/etc/haproxy/tls/gateway.pem", True),
+        ("/etc/tls/llm.key", "/usr/local/etc/haproxy/tls/gateway.pem.key", True)}  # by path: never read
+    config = next(f for f in dep.files if f.path == "edge/haproxy.cfg").content
+    frontends = {c["section"]: c["lines"] for c in config if c["section"].startswith("frontend ")}
+    assert set(frontends) == {"frontend health", "frontend gateway", "frontend ui"}
+    for name in ("frontend gateway", "frontend ui"):
+        bind = next(line for line in frontends[name] if line[0] == "bind")
+        assert bind[2:4] == ["ssl", "crt"]
+    assert any("metrics" in " ".join(map(str, line)) and "deny" in line for line in frontends["frontend gateway"])
+
+
+@pytest.mark.parametrize("target, codes", [("compose", []), ("systemd", ["SC604"]), ("helm", ["SC604"])])
+def test_tls_is_built_where_the_target_terminates_it(tmp_path, target, codes):
+    files, diags = emit(_unit(tmp_path, TLS), target, "stack.yaml")
+    assert [d.code for d in diags if d.is_error] == codes and (files is None) == bool(codes)
+    assert "SC716" not in {d.code for d in diags}  # TLS asked for: no plain-HTTP warning anywhere
+
+
+@pytest.mark.parametrize("target, warned, help_word", [("compose", True, "gateway.tls"), ("systemd", True, "proxy"),
+                                                       ("helm", False, "")])
+def test_a_plain_http_gateway_is_a_warning_where_the_target_publishes_it(tmp_path, target, warned, help_word):
+    files, diags = emit(_unit(tmp_path, TWO_REPLICAS), target, "stack.yaml")
+    assert files is not None, diags
+    plain = [d for d in diags if d.code == "SC716"]
+    assert bool(plain) == warned
+    if warned:
+        assert plain[0].severity.value == "warning" and help_word in plain[0].help and plain[0].span.line == 7

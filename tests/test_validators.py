@@ -75,7 +75,13 @@ def test_compose_binary_accepts_it(built):
                 assert got["depends_on"][download]["condition"] == "service_completed_successfully"
         if svc.role == "gateway":
             assert not any(s.role == "engine" for s in dep.services if s.name in got.get("depends_on", {}))
-            assert got["ports"][0]["published"] == str(dep.gateway_port)
+            edge = next((s.name for s in dep.services if s.role == "edge"), None)
+            if edge is None:
+                assert got["ports"][0]["published"] == str(dep.gateway_port)
+            else:  # TLS: clients reach the gateway through the edge only
+                assert "ports" not in got and model["services"][edge]["ports"][0]["published"] == str(dep.gateway_port)
+                tls = [m for m in model["services"][edge]["volumes"] if m["target"].startswith("/usr/local/etc/haproxy/tls/")]
+                assert len(tls) == 2 and all(m["type"] == "bind" and m["read_only"] for m in tls)
         # logs rotate: Docker's json-file driver keeps every line unless told otherwise
         assert got["logging"]["driver"] == "json-file" and got["logging"]["options"]["max-size"], svc.name
         # the token only where it is used: downloads, never an engine that loads from the cache

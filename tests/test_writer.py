@@ -276,7 +276,9 @@ def test_the_cli_renders_output_errors_as_diagnostics(tmp_path):
     result = run_cli("build", str(spec), "--target", "compose", "-o", str(tmp_path / "afile" / "out"),
                      "--format", "json")
     assert result.exit_code == 1
-    [diag] = json.loads(result.stderr)
+    shown = {d["code"]: d for d in json.loads(result.stderr)}
+    assert sorted(shown) == ["SC710", "SC716"]  # the output error, and the plain-HTTP gateway it would publish
+    diag = shown["SC710"]
     assert diag["code"] == "SC710" and "is a file" in diag["message"] and diag["help"]
     result = run_cli("build", str(spec), "--target", "compose", "-o", "/")
     assert result.exit_code == 1 and "error[SC712]" in result.stderr and "help:" in result.stderr

@@ -34,7 +34,7 @@ class ComposeTarget(Target):
     name = "compose"
     description = "docker compose: one host, GPUs pinned per replica"
     capabilities = Capabilities(autoscaling=False, multi_node=False, gpu_vendors=("nvidia", "amd"), kv_tiers=True,
-                                routing=ROUTING_MODES, overflow=True)
+                                routing=ROUTING_MODES, overflow=True, publishes=True, tls_edge=True)
 
     def emit(self, dep: Deployment, spec_name: str) -> Artifacts:
         files: Artifacts = {}
@@ -147,6 +147,8 @@ class ComposeTarget(Target):
             entry = {"type": "volume", "source": m.source, "target": m.target}
         else:
             source = m.source if m.kind == "host" else f"./{m.source}"
+            if not source.startswith(("/", "./", "../")):  # beside compose.yaml, never a named volume
+                source = f"./{source}"
             entry = {"type": "bind", "source": source, "target": m.target}
             if m.create:
                 entry["bind"] = {"create_host_path": True}

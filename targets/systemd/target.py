@@ -20,7 +20,7 @@ class SystemdTarget(Target):
     name = "systemd"
     description = "systemd units on GPU hosts: engines natively, the rest native or in pinned containers"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
-                                routing=ROUTING_MODES, overflow=True)
+                                routing=ROUTING_MODES, overflow=True, publishes=True)
     section = SECTION
 
     def prepare(self, dep: Deployment, plan) -> HostDeployment:

@@ -33,7 +33,7 @@ class TerraformTarget(Target):
     description = "a Terraform module for a GPU cloud that boots into the stack (systemd units, or compose on one machine)"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=ROUTING_MODES, overflow=True, engines=BOOTABLE_ENGINES,
-                                providers=tuple(CLOUDS))
+                                providers=tuple(CLOUDS), publishes=True)
     section = SECTION
 
     def prepare(self, dep: Deployment, plan) -> CloudDeployment:
@@ -63,7 +63,7 @@ class TerraformTarget(Target):
         """Beyond the capabilities: what a first boot on this cloud's image can install, and a
         service account that is not the image's login."""
         out = super().check(dep) + self._provisioned(dep)
-        if out or dep.nodes[0].provider not in CLOUDS or (dep.provisioning and dep.provisioning.boot == "compose"):
+        if any(d.is_error for d in out) or dep.nodes[0].provider not in CLOUDS or (dep.provisioning and dep.provisioning.boot == "compose"):
             return out
         cloud = CLOUDS[dep.nodes[0].provider]
         python = ".".join(map(str, cloud.image_python))

@@ -86,6 +86,8 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
         elif program:
             exe = gateway_program if program["program"] == "GATEWAY" else program["program"]
             args = command or program["default"]
+            if "haproxy" in image:
+                table = haproxy_view(state / "mounts" / name, table)
             proc.argv = [exe, *program["always"], *[remap(a, table) for a in args]]
             proc.env = {k: remap(v, table) for k, v in env.items()}
         else:
@@ -103,11 +105,60 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
     for proc in procs:  # an Ollama serves what its download job pulled into the shared store
         if proc.engine == "ollama":
             proc.served = frozenset(pulled(services, proc.name))
-    gw = next(p for p in published if p.service == gateway)
+    gw = next((p for p in published if p.service == gateway), None)
+    tls = False
+    if gw is None:  # not published itself: clients reach it through a proxy in front (the TLS edge)
+        gw, tls = entry_through_proxy(root, state, services, published, gateway)
     prom = next((p for p in published if p.service == prometheus), None)
     config = next(o for inside, o in mounts(root, state, services[gateway]) if inside.endswith("config.yaml"))
     return Layout("compose", root, procs, {}, secrets, Path(config), ("base", "127.0.0.1", gw.host_port),
-                  published, ("base", "127.0.0.1", prom.host_port) if prom else None, state)
+                  published, ("base", "127.0.0.1", prom.host_port) if prom else None, state, gateway_tls=tls)
+
+
+def haproxy_view(view: Path, table: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The container's view of its bind mounts for HAProxy, whose config names files by their
+    paths inside (a certificate, and the `.key` HAProxy looks for beside it): each mount target
+    is a link under `view` to what the runtime would mount there, and the config is a copy with
+    the paths inside read under `view`."""
+    out = []
+    for inside, outside in table:
+        link = view / inside.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(outside)
+        out.append((inside, str(link)))
+    for inside, outside in table:
+        if inside.endswith(".cfg"):
+            text = Path(outside).read_text()
+            copy = view / "config-as-mounted.cfg"
+            copy.write_text("\n".join(remap(line, out) for line in text.splitlines()) + "\n")
+            out = [(i, str(copy) if i == inside else o) for i, o in out]
+    return out
+
+
+def entry_through_proxy(root: Path, state: Path, services: dict, published: list[Published], gateway: str
+                        ) -> tuple[Published, bool]:
+    """The published port of the HAProxy whose frontend there forwards to the gateway, and whether
+    that frontend terminates TLS: read from its config, section by section."""
+    for pub in published:
+        s = services[pub.service]
+        if "haproxy" not in s["image"]:
+            continue
+        config = next(o for inside, o in mounts(root, state, s) if inside.endswith(".cfg"))
+        sections = [block.splitlines() for block in Path(config).read_text().split("\n\n")]
+        backends = {lines[0].split()[1]: [line.split() for line in lines[1:]] for lines in sections
+                    if lines and lines[0].startswith("backend ")}
+        for lines in sections:
+            if not lines or not lines[0].startswith("frontend "):
+                continue
+            words = [line.split() for line in lines[1:]]
+            bind = next((w for w in words if w[0] == "bind"), [])
+            backend = next((w[1] for w in words if w[0] == "default_backend"), None)
+            servers = [w[2] for w in backends.get(backend, []) if w[0] == "server"]
+            if bind and bind[1].rsplit(":", 1)[1] == str(pub.container_port) and \
+                    any(server.split(":")[0] == gateway for server in servers):
+                return pub, "ssl" in bind
+    raise ValueError(f"nothing published reaches the gateway `{gateway}`")
 
 
 def mounts(root: Path, state: Path, s: dict) -> list[tuple[str, str]]:

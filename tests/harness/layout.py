@@ -70,6 +70,7 @@ class Layout:
     published: list[Published] = field(default_factory=list)
     prometheus: Optional[tuple[str, str, int]] = None
     state: Optional[Path] = None  # where the harness keeps the stack's volumes and state
+    gateway_tls: bool = False  # clients reach the gateway with TLS (through an edge that terminates it)
 
     def proc(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)

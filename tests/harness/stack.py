@@ -85,6 +85,7 @@ class RunningStack:
         self._servers: list[Any] = []
         self._listeners: list[tuple[socket.socket, threading.Thread]] = []  # published ports and their threads
         self.hosted_urls: dict[str, str] = {}
+        self.tls_name: Optional[str] = None  # the name on the edge's certificate (`certificate()`)
         self.missing: list[str] = []  # programs the files run that this machine lacks (their checks skip)
 
     # ---- starting
@@ -167,6 +168,23 @@ class RunningStack:
                  "-days", "2", "-extfile", ext)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        return context
+
+    def certificate(self, host: str) -> tuple[Path, Path]:
+        """A certificate and key for `host` (PEM files), signed by the harness's CA, which the
+        clients of `gateway()` trust: what an operator would place for a TLS edge."""
+        self._tls(host)
+        self.tls_name = host
+        d = self.workdir / "tls"
+        return d / f"{host}.pem", d / f"{host}.key"
+
+    def client_tls(self, ciphers: Optional[str] = None, **settings) -> ssl.SSLContext:
+        """A client context trusting the harness's CA (`settings`: attributes to set on it)."""
+        context = ssl.create_default_context(cafile=str(self.workdir / "tls" / "ca.pem"))
+        if ciphers:
+            context.set_ciphers(ciphers)
+        for name, value in settings.items():
+            setattr(context, name, value)
         return context
 
     def _start_standin(self, p: Proc) -> None:
@@ -273,12 +291,16 @@ class RunningStack:
     # ---- using
 
     def request(self, method: str, url: str, body: Optional[dict] = None, headers: Optional[dict] = None,
-                host: str = "base", timeout: float = 60) -> Reply:
-        """An HTTP request from `host` (a namespace key, or `base`: the Docker host or the LAN)."""
+                host: str = "base", timeout: float = 60, tls: Optional[ssl.SSLContext] = None) -> Reply:
+        """An HTTP request from `host` (a namespace key, or `base`: the Docker host or the LAN);
+        over TLS for an `https://` URL, checked against `tls` (default: the harness's CA, for the
+        name `certificate()` made)."""
         u = urllib.parse.urlsplit(url)
         ns = self.net.base if host == "base" else self.net.hosts[host].ns
         start = time.monotonic()
         conn = _Connection(self.net, ns, u.hostname, u.port or 80, timeout)
+        if u.scheme == "https":
+            conn.wrap = (tls or self.client_tls(), self.tls_name or u.hostname)
         data = json.dumps(body).encode() if body is not None else None
         h = {"Content-Type": "application/json"} if data else {}
         h.update(headers or {})
@@ -313,7 +335,8 @@ class RunningStack:
         key = self.api_key if key == "default" else key
         if key:
             h["Authorization"] = f"Bearer {key}"
-        return self.request(method, f"http://{address}:{port}{path}", body, h, host, timeout)
+        scheme = "https" if self.layout.gateway_tls else "http"
+        return self.request(method, f"{scheme}://{address}:{port}{path}", body, h, host, timeout)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
@@ -353,12 +376,16 @@ class _Connection(http.client.HTTPConnection):
     def __init__(self, net: netns.Network, ns: str, host: str, port: int, timeout: float):
         super().__init__(host, port, timeout=timeout)
         self._net, self._ns = net, ns
+        self.wrap: Optional[tuple[ssl.SSLContext, str]] = None  # TLS: the context and the server's name
 
     def connect(self) -> None:
         address = self.host
         if not address.replace(".", "").isdigit():
             address = _resolve(self._net, self._ns, address)
         self.sock = self._net.connect(self._ns, address, self.port, self.timeout)
+        if self.wrap is not None:
+            context, name = self.wrap
+            self.sock = context.wrap_socket(self.sock, server_hostname=name)
 
 
 def _resolve(net: netns.Network, ns: str, name: str) -> str:
