@@ -56,6 +56,7 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
             if isinstance(c, dict) and c.get("condition") == "service_completed_successfully"}
     procs: list[Proc] = []
     published: list[Published] = []
+    certificates: list[tuple[str, str]] = []
     gateway = prometheus = None
     for name, s in services.items():
         image = s["image"]
@@ -87,6 +88,7 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
             exe = gateway_program if program["program"] == "GATEWAY" else program["program"]
             args = command or program["default"]
             if "haproxy" in image:
+                certificates += served_certificates(table)
                 table = haproxy_view(state / "mounts" / name, table)
             proc.argv = [exe, *program["always"], *[remap(a, table) for a in args]]
             proc.env = {k: remap(v, table) for k, v in env.items()}
@@ -112,7 +114,8 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
     prom = next((p for p in published if p.service == prometheus), None)
     config = next(o for inside, o in mounts(root, state, services[gateway]) if inside.endswith("config.yaml"))
     return Layout("compose", root, procs, {}, secrets, Path(config), ("base", "127.0.0.1", gw.host_port),
-                  published, ("base", "127.0.0.1", prom.host_port) if prom else None, state, gateway_tls=tls)
+                  published, ("base", "127.0.0.1", prom.host_port) if prom else None, state, gateway_tls=tls,
+                  certificates=certificates)
 
 
 def haproxy_view(view: Path, table: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -134,6 +137,17 @@ def haproxy_view(view: Path, table: list[tuple[str, str]]) -> list[tuple[str, st
             copy.write_text("\n".join(remap(line, out) for line in text.splitlines()) + "\n")
             out = [(i, str(copy) if i == inside else o) for i, o in out]
     return out
+
+
+def served_certificates(table: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The host files behind each `crt PATH` of an HAProxy config: PATH and the `PATH.key` HAProxy
+    reads beside it."""
+    where = dict(table)
+    config = next((outside for inside, outside in table if inside.endswith(".cfg")), None)
+    if config is None or not Path(config).exists():
+        return []
+    crts = re.findall(r"\bcrt (\S+)", Path(config).read_text())
+    return sorted({(where[c], where[c + ".key"]) for c in crts if c in where and c + ".key" in where})
 
 
 def entry_through_proxy(root: Path, state: Path, services: dict, published: list[Published], gateway: str

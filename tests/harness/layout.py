@@ -71,6 +71,7 @@ class Layout:
     prometheus: Optional[tuple[str, str, int]] = None
     state: Optional[Path] = None  # where the harness keeps the stack's volumes and state
     gateway_tls: bool = False  # clients reach the gateway with TLS (through an edge that terminates it)
+    certificates: list[tuple[str, str]] = field(default_factory=list)  # (certificate, key) files a proxy reads
 
     def proc(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)

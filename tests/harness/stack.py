@@ -100,6 +100,7 @@ class RunningStack:
 
     def _start(self) -> None:
         layout = self.layout
+        self._place_certificates()
         net = self.net = netns.Network()
         names: dict[str, str] = {}
         dns_sock = net.listen(net.base, net.gateway_ip, 53, socket.SOCK_DGRAM)
@@ -169,6 +170,18 @@ class RunningStack:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         return context
+
+    def _place_certificates(self) -> None:
+        """What the operator places for a TLS edge, where the files say it reads it, unless a test
+        placed its own: a certificate for `stack.test` from the harness's CA."""
+        for cert_at, key_at in self.layout.certificates:
+            if Path(cert_at).exists() and Path(key_at).exists():
+                continue
+            cert, key = self.certificate(self.tls_name or "stack.test")
+            for made, at in ((cert, cert_at), (key, key_at)):
+                Path(at).parent.mkdir(parents=True, exist_ok=True)
+                Path(at).write_bytes(made.read_bytes())
+                Path(at).chmod(0o600)
 
     def certificate(self, host: str) -> tuple[Path, Path]:
         """A certificate and key for `host` (PEM files), signed by the harness's CA, which the

@@ -83,7 +83,7 @@ def test_metrics_are_not_served_on_the_public_port(edge):
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # an old client, on purpose
 def test_plain_http_and_old_tls_get_no_answer(edge):
     stack, _ = edge
-    net, (host, address, port) = stack.stack.net, stack.stack.layout.gateway
+    net, (_, address, port) = stack.stack.net, stack.stack.layout.gateway
     sock = net.connect(net.base, address, port, 5)
     try:
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: chat\r\n\r\n")
