@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Optional
 
 from . import images
-from .ir import ConfigFile, Health, Listen, Mount, PortBinding, ServerPool, Service
+from .ir import ConfigFile, Credential, Dependency, Health, Listen, Mount, PortBinding, ServerPool, Service
 from .routing import STREAM_TIMEOUT_S
 
 EDGE = "edge"
 EDGE_CONFIG = "edge/haproxy.cfg"
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image reads it
-CERT_PATH = "/usr/local/etc/haproxy/tls/gateway.pem"  # HAProxy loads `<crt>.key` beside a PEM without a key
+CERT = "gateway.pem"  # HAProxy loads `<crt>.key` beside a PEM that holds no key
 GATEWAY_TLS_PORT = 8443
 UI_TLS_PORT = 8444
 HEALTH_PORT = 8405  # /healthz, inside the stack only
@@ -32,7 +32,7 @@ def edge(tls, gateway: Service, gateway_port: int, ui: Optional[Service], ui_por
          ) -> tuple[Service, list[ConfigFile]]:
     """The edge service and its config, for `tls` (the spec's `gateway.tls`)."""
     assert gateway.port is not None
-    tls_bind = ["ssl", "crt", CERT_PATH, "alpn", "http/1.1"]
+    tls_bind = ["ssl", "crt", Credential(CERT), "alpn", "http/1.1"]
     sections: list[dict] = [
         {"section": "global", "lines": [
             ["maxconn", "8192"], ["log", "stdout", "format", "raw", "local0", "info"],
@@ -71,9 +71,11 @@ def edge(tls, gateway: Service, gateway_port: int, ui: Optional[Service], ui_por
         name=EDGE, role="edge", image=images.ROUTER_HAPROXY, port=HEALTH_PORT, published=tuple(published),
         health=Health(HEALTH_PORT, "/healthz", ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HEALTH_PORT}/healthz")),
         startup_budget_s=30,
+        # its health says the gateway behind it answers: it starts once the gateway does
+        depends_on=(Dependency(gateway.name, "healthy"),),
         mounts=(Mount("file", EDGE_CONFIG, CONFIG_PATH, read_only=True),
-                Mount("host", tls.cert, CERT_PATH, read_only=True),
-                Mount("host", tls.key, CERT_PATH + ".key", read_only=True)),
+                Mount("credential", tls.cert, CERT, read_only=True),
+                Mount("credential", tls.key, CERT + ".key", read_only=True)),
     )
     return service, [ConfigFile(EDGE_CONFIG, "haproxy", sections)]
 

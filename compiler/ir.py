@@ -56,10 +56,21 @@ class Drain:
 
 
 @dataclass(frozen=True)
-class Mount:
-    """`kind`: `volume` (a named Volume), `host` (a host directory), `file` (a ConfigFile)."""
+class Credential:
+    """A file a service reads that the operator places (a TLS certificate, its key): in a config
+    file, the path the service finds it at, which each target gives its own way (a read-only
+    bind mount, systemd's `LoadCredential=`). `name` is its name there; the service's Mount of
+    kind `credential` with the same `target` names the file on the host."""
 
-    kind: Literal["volume", "host", "file"]
+    name: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    """`kind`: `volume` (a named Volume), `host` (a host directory), `file` (a ConfigFile),
+    `credential` (an operator's file on the host, `source`, as the Credential named `target`)."""
+
+    kind: Literal["volume", "host", "file", "credential"]
     source: str
     target: str
     read_only: bool = False
@@ -274,6 +285,6 @@ def specialise(dep: Deployment, cls: type[D], **extra: Any) -> D:
 
 __all__ = [  # the engine-level names are defined in ir_engine.py and are part of the IR as well
     "KV_DISK_DIR", "LOOPBACK", "EVERY_INTERFACE", "EngineConfig", "Endpoint", "EnvValue", "Health", "Install", "KvOffload", "Metrics", "Resources",
-    "SecretRef", "Listen", "ServerPool", "Drain", "Mount", "ConfigFile", "Dependency", "PortBinding", "GpuAssignment",
+    "SecretRef", "Listen", "ServerPool", "Credential", "Drain", "Mount", "ConfigFile", "Dependency", "PortBinding", "GpuAssignment",
     "Autoscale", "Replicas", "Service", "Volume", "Node", "SecretDecl", "Feature", "ModelNode", "Deployment", "specialise",
 ]

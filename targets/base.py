@@ -138,7 +138,7 @@ class Target:
                 help=f"terminate TLS in front of it and remove `gateway.tls` for this target; "
                      f"{_the_targets(lambda c: c.tls_edge)} runs the edge itself")
         if f.name == "plain-edge" and c.publishes:
-            where_to = ("add `gateway.tls: {}` and place the certificate and key beside the stack "
+            where_to = ("add `gateway.tls: {}` and place the certificate and key where it names them "
                         "(docs/spec.md#gateway-tls)") if c.tls_edge else \
                 "put a TLS-terminating proxy or load balancer in front of it, and open the port to it only"
             return Diagnostic.warning(

@@ -185,9 +185,8 @@ def test_tls_puts_the_edge_in_front_and_publishes_nothing_else(tmp_path):
     published = {s.name: [(p.host_port, p.container_port) for p in s.published] for s in dep.services if s.published}
     assert published == {"edge": [(443, 8443), (8443, 8444)]}  # not the gateway, not the UI
     edge = next(s for s in dep.services if s.role == "edge")
-    assert {(m.source, m.target, m.read_only) for m in edge.mounts if m.kind == "host"} == {
-        ("/etc/tls/llm.crt", "/usr/local/etc/haproxy/tls/gateway.pem", True),
-        ("/etc/tls/llm.key", "/usr/local/etc/haproxy/tls/gateway.pem.key", True)}  # by path: never read
+    assert {(m.source, m.target, m.read_only) for m in edge.mounts if m.kind == "credential"} == {
+        ("/etc/tls/llm.crt", "gateway.pem", True), ("/etc/tls/llm.key", "gateway.pem.key", True)}  # by path: never read
     config = next(f for f in dep.files if f.path == "edge/haproxy.cfg").content
     frontends = {c["section"]: c["lines"] for c in config if c["section"].startswith("frontend ")}
     assert set(frontends) == {"frontend health", "frontend gateway", "frontend ui"}
@@ -197,19 +196,34 @@ def test_tls_puts_the_edge_in_front_and_publishes_nothing_else(tmp_path):
     assert any("metrics" in " ".join(map(str, line)) and "deny" in line for line in frontends["frontend gateway"])
 
 
-@pytest.mark.parametrize("target, codes", [("compose", []), ("systemd", ["SC604"]), ("helm", ["SC604"])])
+@pytest.mark.parametrize("target, codes", [("compose", []), ("systemd", []), ("helm", ["SC604"])])
 def test_tls_is_built_where_the_target_terminates_it(tmp_path, target, codes):
     files, diags = emit(_unit(tmp_path, TLS), target, "stack.yaml")
     assert [d.code for d in diags if d.is_error] == codes and (files is None) == bool(codes)
     assert "SC716" not in {d.code for d in diags}  # TLS asked for: no plain-HTTP warning anywhere
 
 
-@pytest.mark.parametrize("target, warned, help_word", [("compose", True, "gateway.tls"), ("systemd", True, "proxy"),
-                                                       ("helm", False, "")])
+@pytest.mark.parametrize("target, warned, help_word", [("compose", True, "gateway.tls"), ("systemd", True, "gateway.tls"),
+                                                       ("terraform", True, "proxy"), ("helm", False, "")])
 def test_a_plain_http_gateway_is_a_warning_where_the_target_publishes_it(tmp_path, target, warned, help_word):
-    files, diags = emit(_unit(tmp_path, TWO_REPLICAS), target, "stack.yaml")
+    spec = TWO_REPLICAS if target != "terraform" else TWO_REPLICAS.replace(
+        "gpus_per_node: 4}", "gpus_per_node: 4, provider: aws, region: us-east-1}")
+    files, diags = emit(_unit(tmp_path, spec), target, "stack.yaml")
     assert files is not None, diags
     plain = [d for d in diags if d.code == "SC716"]
     assert bool(plain) == warned
     if warned:
         assert plain[0].severity.value == "warning" and help_word in plain[0].help and plain[0].span.line == 7
+
+
+def test_on_a_host_the_edge_reads_its_certificate_as_a_systemd_credential(tmp_path):
+    files, diags = emit(_unit(tmp_path, TLS), "systemd", "stack.yaml")
+    assert files is not None, diags
+    unit = files["units/demo-edge.service"].decode()
+    assert "LoadCredential=gateway.pem:/etc/tls/llm.crt\n" in unit and "LoadCredential=gateway.pem.key:/etc/tls/llm.key\n" in unit
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in unit  # gateway.port 443
+    config = files["config/edge/haproxy.cfg"].decode()
+    assert 'bind 0.0.0.0:443 ssl crt "${CREDENTIALS_DIRECTORY}/gateway.pem"' in config
+    assert "bind 127.0.0.1:8405" in config  # its health check stays on loopback
+    gateway = files["units/demo-gateway.service"].decode()
+    assert "--host 127.0.0.1" in gateway and "0.0.0.0" not in gateway

@@ -80,7 +80,7 @@ def test_compose_binary_accepts_it(built):
                 assert got["ports"][0]["published"] == str(dep.gateway_port)
             else:  # TLS: clients reach the gateway through the edge only
                 assert "ports" not in got and model["services"][edge]["ports"][0]["published"] == str(dep.gateway_port)
-                tls = [m for m in model["services"][edge]["volumes"] if m["target"].startswith("/usr/local/etc/haproxy/tls/")]
+                tls = [m for m in model["services"][edge]["volumes"] if m["target"].startswith("/run/credentials/")]
                 assert len(tls) == 2 and all(m["type"] == "bind" and m["read_only"] for m in tls)
         # logs rotate: Docker's json-file driver keeps every line unless told otherwise
         assert got["logging"]["driver"] == "json-file" and got["logging"]["options"]["max-size"], svc.name

@@ -6,7 +6,7 @@ from typing import Any
 
 from stackc import output
 from stackc.routing import server_line
-from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
+from stackc.ir import ConfigFile, Credential, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 from stackc.units import GIB, MIB
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
@@ -28,6 +28,9 @@ def _bytes(n: int) -> str:
     if n % GIB == 0:
         return f"{n // GIB}gb"
     return f"{max(1, n // MIB)}mb"
+
+
+CREDENTIALS = "/run/credentials"  # where a container finds the operator's files a config names
 
 
 class ComposeTarget(Target):
@@ -63,6 +66,8 @@ class ComposeTarget(Target):
             return f":{value.port}"
         if isinstance(value, ServerPool):  # each replica is a service on the project network
             return [server_line(name, f"{name}:{value.port}", value.agent_port) for name in value.replicas]
+        if isinstance(value, Credential):  # bind-mounted read-only from the operator's file (`mount`)
+            return f"{CREDENTIALS}/{value.name}"
         raise TypeError(f"no compose form for {value!r}")
 
     def config_file(self, f: ConfigFile) -> bytes:
@@ -145,10 +150,11 @@ class ComposeTarget(Target):
     def mount(self, m) -> dict:
         if m.kind == "volume":
             entry = {"type": "volume", "source": m.source, "target": m.target}
+        elif m.kind == "credential":
+            entry = {"type": "bind", "source": m.source if m.source.startswith(("/", "./", "../")) else f"./{m.source}",
+                     "target": f"{CREDENTIALS}/{m.target}"}
         else:
             source = m.source if m.kind == "host" else f"./{m.source}"
-            if not source.startswith(("/", "./", "../")):  # beside compose.yaml, never a named volume
-                source = f"./{source}"
             entry = {"type": "bind", "source": source, "target": m.target}
             if m.create:
                 entry["bind"] = {"create_host_path": True}

@@ -29,6 +29,7 @@ class HostRun:
     ports: tuple[tuple[int, int], ...] = ()  # (the port its container listens on, the host port it uses instead)
     installs: tuple[Install, ...] = ()  # what the host must have installed for it
     container_name: str = ""  # the container's name, where argv runs one (what `stop` is told)
+    credentials: tuple[tuple[str, str], ...] = ()  # (name, host file): the operator's files, by `LoadCredential=`
 
     @property
     def on_every_interface(self) -> bool:

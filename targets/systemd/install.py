@@ -97,7 +97,7 @@ if [ ! -e "$root$config_dir/secrets.env" ]; then
   install -m 0600 -o root -g root /dev/null "$root$config_dir/secrets.env"
   say "created    $config_dir/secrets.env (empty, mode 0600): fill it in from secrets.env.example"
 fi
-
+{credentials}
 install -D -m 0600 -o root -g root "$new_record" "$record"
 if [ "$refused" = 1 ]; then
   say "some files were not replaced; nothing was reloaded"
@@ -132,8 +132,13 @@ def script(dep: HostDeployment, node: str, files: dict[str, list[str]], services
             places.append(f"place {quote(path)} {quote(hosts.config_dir + '/' + path[len('config/'):])} 0644 {units}".rstrip())
     owned = sorted({hosts.state_dir, hosts.cache_dir, f"{hosts.cache_dir}/models"}
                    | {p for name in services for p in hosts.run(name).writable})
+    credentials = []  # the operator's files the units load (a TLS certificate and key): named, never written
+    for name in services:
+        for _, path in hosts.run(name).credentials:
+            credentials.append(f'[ -e "$root"{quote(path)} ] || say "missing    {path}: place it (PEM) before starting {name}"')
     return SCRIPT.format(
         project=dep.project, node=node, user=quote(hosts.user), config_dir=quote(hosts.config_dir),
         state_dir=quote(hosts.state_dir), owned_dirs=" ".join(quote(d) for d in owned),
         places="\n".join(places), target=quote(f"{dep.project}.target"),
+        credentials="".join(line + "\n" for line in credentials),
     )

@@ -47,8 +47,9 @@ LISTEN_ARG = {"metrics": "--web.listen-address={bind}:{port}"}
 LISTEN_ENV = {"dashboards": (("GF_SERVER_HTTP_ADDR", "{bind}"), ("GF_SERVER_HTTP_PORT", "{port}")),
               "ui": (("HOST", "{bind}"), ("PORT", "{port}")),
               "gpu-metrics": (("DCGM_EXPORTER_LISTEN", "{bind}:{port}"),)}
-NATIVE_COMPONENTS = {"router": ("/usr/sbin/haproxy", "-Ws", "-f"), "metrics": ("/usr/bin/prometheus",)}
-APT_PACKAGES = {"router": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
+HAPROXY = ("/usr/sbin/haproxy", "-Ws", "-f")
+NATIVE_COMPONENTS = {"router": HAPROXY, "edge": HAPROXY, "metrics": ("/usr/bin/prometheus",)}
+APT_PACKAGES = {"router": "haproxy", "edge": "haproxy", "metrics": "prometheus"}  # Debian and Ubuntu name them the same
 
 
 def cloud_addresses(subnet_cidr: str, nodes: int) -> tuple[IPv4Address, ...]:
@@ -115,7 +116,7 @@ def listen_address(x: Service, ports: dict[str, int], front: str, hosts: Hosts) 
     inside = LOOPBACK if x.node == front or not hosts.node_addresses else node_address(hosts, x.node)
     if x.role == "engine":
         return inside, ports[x.name]
-    if x.published:
+    if x.published and x.port in {p.container_port for p in x.published}:  # its one port is what users reach
         p = x.published[0]
         return p.host_ip or EVERY_INTERFACE, p.host_port
     return inside, x.port
@@ -135,9 +136,18 @@ def mounts(x: Service, hosts: Hosts) -> list[tuple[str, str, bool]]:
             out.append((m.target, f"{base}/{m.source}", not m.read_only))
         elif m.kind == "file":
             out.append((m.target, f"{hosts.config_dir}/{m.source}", False))
+        elif m.kind == "credential":
+            continue  # no path of its own: `credentials()`
         else:
             out.append((m.target, m.source, not m.read_only))
     return sorted(out, key=lambda t: -len(t[0]))  # the longest container path first
+
+
+def credentials(x: Service, hosts: Hosts) -> tuple[tuple[str, str], ...]:
+    """(name, host file) for each file the operator places for the service; a relative path is
+    under the stack's configuration directory, beside the files install.sh places."""
+    return tuple((m.target, m.source if m.source.startswith("/") else f"{hosts.config_dir}/{m.source}")
+                 for m in x.mounts if m.kind == "credential")
 
 
 def remap(text: str, table: list[tuple[str, str, bool]]) -> str:
@@ -154,7 +164,7 @@ def host_run(x: Service, s: Systemd, hosts: Hosts, bind: IPv4Address, port: Opti
         ports.append((x.port, port))
         if x.drain is not None:
             ports.append((x.drain.agent_port, agent_port(x, port)))
-    return replace(run, installs=installs(x, s, hosts, run), ports=tuple(ports))
+    return replace(run, installs=installs(x, s, hosts, run), ports=tuple(ports), credentials=credentials(x, hosts))
 
 
 def agent_port(x: Service, port: int) -> int:
@@ -212,7 +222,7 @@ def _host_run(x: Service, s: Systemd, hosts: Hosts, bind: IPv4Address, port: Opt
         return HostRun(tuple(argv), tuple(env), False, bind, port, tuple(sorted(set(writable) | {home})), readable)
     if x.role in NATIVE_COMPONENTS:
         program = list(NATIVE_COMPONENTS[x.role])
-        if x.role == "router":
+        if program == list(HAPROXY):
             cfg = next(h for inside, h, _ in table if inside.endswith("haproxy.cfg"))
             argv = program + [cfg]
         else:

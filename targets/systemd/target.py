@@ -7,7 +7,7 @@ from typing import Any
 from stackc import output
 from stackc.diagnostics import Diagnostic
 from stackc.routing import server_line
-from stackc.ir import ConfigFile, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
+from stackc.ir import EVERY_INTERFACE, ConfigFile, Credential, Deployment, Endpoint, Listen, SecretRef, ServerPool, Service
 
 from ..base import ROUTING_MODES, Artifacts, Capabilities, Target
 from . import install, software, units
@@ -20,7 +20,7 @@ class SystemdTarget(Target):
     name = "systemd"
     description = "systemd units on GPU hosts: engines natively, the rest native or in pinned containers"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
-                                routing=ROUTING_MODES, overflow=True, publishes=True)
+                                routing=ROUTING_MODES, overflow=True, publishes=True, tls_edge=True)
     section = SECTION
 
     def prepare(self, dep: Deployment, plan) -> HostDeployment:
@@ -95,7 +95,12 @@ class SystemdTarget(Target):
             if isinstance(value, Endpoint):
                 return self.address(value, consumer, services, dep)
             if isinstance(value, Listen):
+                published = next((p for p in consumer.published if p.container_port == value.port), None)
+                if published is not None:  # what users reach: where compose would publish it
+                    return f"{published.host_ip or EVERY_INTERFACE}:{published.host_port}"
                 return f"{hosts.run(consumer.name).bind}:{value.port}"
+            if isinstance(value, Credential):  # systemd's copy of the operator's file (`LoadCredential=`)
+                return f'"${{CREDENTIALS_DIRECTORY}}/{value.name}"'
             if isinstance(value, ServerPool):
                 lines = []
                 for name in value.replicas:

@@ -21,7 +21,8 @@ Entries = list[tuple[str, str]]
 
 DESCRIPTIONS = {"engine": "model {group} replica {index}", "model-download": "weights of {group}",
                 "router": "router (HAProxy)", "gateway": "OpenAI-compatible gateway (LiteLLM)",
-                "metrics": "Prometheus", "dashboards": "Grafana", "gpu-metrics": "DCGM exporter", "ui": "Open WebUI"}
+                "metrics": "Prometheus", "dashboards": "Grafana", "gpu-metrics": "DCGM exporter", "ui": "Open WebUI",
+                "edge": "TLS edge (HAProxy)"}
 NVIDIA_CONTROL = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 DOWNLOAD_TIMEOUT_S = 6 * 3600  # a first download of hundreds of GB; the engines wait for it
 RESTART_SECONDS = 15
@@ -149,10 +150,15 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
         ("LockPersonality", "yes"), ("RemoveIPC", "yes"), ("UMask", "0077"),
         ("CapabilityBoundingSet", ""), ("AmbientCapabilities", ""), ("SystemCallArchitectures", "native"),
     ]
+    if any(p.host_port < 1024 for p in s.published):  # a port below 1024 (443): the one capability that binds it
+        out = [e if e[0] not in ("CapabilityBoundingSet", "AmbientCapabilities") else (e[0], "CAP_NET_BIND_SERVICE")
+               for e in out]
     if run.writable:
         out.append(("ReadWritePaths", " ".join(unit_word(p) for p in run.writable)))
     if run.readable:
         out.append(("ReadOnlyPaths", " ".join(unit_word(p) for p in run.readable)))
+    for name, path in run.credentials:  # read by systemd as root, handed to the service in $CREDENTIALS_DIRECTORY only
+        out.append(("LoadCredential", f"{name}:{path}"))
     if s.role == "engine":
         out += [("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK"),
                 ("# GPU access: the NVIDIA control devices and this replica's GPUs only", ""),
@@ -179,7 +185,7 @@ def hardening(s: Service, run: HostRun, state_dir: str) -> Entries:
         out.append((f"# not set: MemoryDenyWriteExecute ({NO_WX[s.role]})", ""))
     else:
         out.append(("MemoryDenyWriteExecute", "yes"))
-    if s.role == "router":  # HAProxy reads nothing in /proc beyond its own process
+    if s.role in ("router", "edge"):  # HAProxy reads nothing in /proc beyond its own process
         out.append(("ProcSubset", "pid"))
     return out
 

@@ -76,7 +76,24 @@ def install_map(node: Path) -> tuple[list[tuple[str, str]], list[str]]:
     return placed, dirs
 
 
-def read_node(node: Path, key: str, state: Path, gateway_program: str) -> tuple[list[Proc], list[str]]:
+def credentials(sections: dict, table: list[tuple[str, str]], where: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """systemd's `LoadCredential=NAME:PATH`: a directory (`where`) holding each file as NAME, as
+    `$CREDENTIALS_DIRECTORY`; and the (certificate, key) pairs among them (NAME, NAME.key)."""
+    loaded = dict(v.split(":", 1) for k, v in sections.get("Service", []) if k == "LoadCredential")
+    if not loaded:
+        return {}, []
+    where.mkdir(parents=True, exist_ok=True)
+    for name, path in loaded.items():
+        link = where / name
+        if not link.is_symlink():
+            link.symlink_to(remap(path, table))
+    pairs = [(remap(loaded[n], table), remap(loaded[n + ".key"], table)) for n in loaded if n + ".key" in loaded]
+    return {"CREDENTIALS_DIRECTORY": str(where)}, pairs
+
+
+def read_node(node: Path, key: str, state: Path, gateway_program: str
+              ) -> tuple[list[Proc], list[str], list[tuple[str, str]]]:
+    """The node's processes, its secrets' names, and the (certificate, key) files its units load."""
     placed, dirs = install_map(node)
     table = list(placed) + [(d, str(state / key / d.strip("/"))) for d in dirs]
     for _, outside in table[len(placed):]:
@@ -85,6 +102,7 @@ def read_node(node: Path, key: str, state: Path, gateway_program: str) -> tuple[
     target = next(node.glob("units/*.target"))
     project = target.name[: -len(".target")]
     procs = []
+    certificates: list[tuple[str, str]] = []
     for unit in sorted(node.glob("units/*.service")):
         sections = parse_unit(unit)
         service = dict(sections.get("Service", []))
@@ -97,6 +115,9 @@ def read_node(node: Path, key: str, state: Path, gateway_program: str) -> tuple[
                 for word in unit_words(v):
                     var, _, value = word.partition("=")
                     env[var] = value
+        loaded, pairs = credentials(sections, table, state / key / "credentials" / name)
+        env.update(loaded)
+        certificates += pairs
         argv = unit_words(service["ExecStart"])
         argv[0] = argv[0].lstrip("-@+!:")
         posts = [unit_words(v) for k, v in sections["Service"] if k == "ExecStartPost"]
@@ -113,7 +134,7 @@ def read_node(node: Path, key: str, state: Path, gateway_program: str) -> tuple[
     for p in procs:
         if p.engine == "ollama":
             p.served = frozenset(ollama_tags)
-    return procs, secrets
+    return procs, secrets, certificates
 
 
 def _pulled(node: Path, project: str, job: str) -> list[str]:
@@ -196,9 +217,11 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
     nodes = sorted(p for p in root.glob("node-*") if p.is_dir()) or [root]
     procs: list[Proc] = []
     secrets: list[str] = []
+    certificates: list[tuple[str, str]] = []
     for node in nodes:
         key = node.name if node != root else "node-0"
-        node_procs, node_secrets = read_node(node, key, state, gateway_program)
+        node_procs, node_secrets, node_certificates = read_node(node, key, state, gateway_program)
+        certificates += node_certificates
         procs += node_procs
         secrets += [s for s in node_secrets if s not in secrets]
     addresses: dict[str, list[str]] = {}
@@ -215,8 +238,33 @@ def read(root: Path, state: Path, gateway_program: str) -> Layout:
     if prom is not None:
         host, port = split_listen(flag(prom.argv, "--web.listen-address", default="0.0.0.0:9090"), "0.0.0.0", 9090)
         prometheus = (prom.host, "127.0.0.1" if host in WILDCARD else host, port)
-    return Layout("systemd", root, procs, addresses, secrets, config,
-                  (gateway.host, "127.0.0.1" if g_host in WILDCARD else g_host, g_port), [], prometheus, state)
+    entry, tls = (gateway.host, "127.0.0.1" if g_host in WILDCARD else g_host, g_port), False
+    front = through_proxy(procs, g_host, g_port)
+    if front is not None:  # the gateway listens behind a proxy in front of it (the TLS edge): clients go there
+        (host, (address, port), tls) = front
+        entry = (host, "127.0.0.1" if address in WILDCARD else address, port)
+    return Layout("systemd", root, procs, addresses, secrets, config, entry, [], prometheus, state,
+                  gateway_tls=tls, certificates=certificates)
+
+
+def through_proxy(procs: list[Proc], g_host: str, g_port: int) -> Optional[tuple[str, tuple[str, int], bool]]:
+    """(host, its bind, TLS?) of an HAProxy frontend whose backend is the gateway's address."""
+    for p in procs:
+        if not p.argv or not p.argv[0].endswith("haproxy"):
+            continue
+        sections = [block.splitlines() for block in Path(flag(p.argv, "-f")).read_text().split("\n\n")]
+        backends = {lines[0].split()[1]: [line.split() for line in lines[1:]] for lines in sections
+                    if lines and lines[0].startswith("backend ")}
+        for lines in sections:
+            if not lines or not lines[0].startswith("frontend "):
+                continue
+            words = [line.split() for line in lines[1:]]
+            bind = next((w for w in words if w[0] == "bind"), [])
+            backend = next((w[1] for w in words if w[0] == "default_backend"), None)
+            servers = [w[2] for w in backends.get(backend, []) if w[0] == "server"]
+            if bind and f"{g_host}:{g_port}" in servers:
+                return p.host, split_listen(bind[1], "0.0.0.0", 0), "ssl" in bind
+    return None
 
 
 def listen_of(p: Proc) -> tuple[str, int]:

@@ -5,7 +5,9 @@ to is read from the emitted files; the test only makes the certificate."""
 
 from __future__ import annotations
 
+import re
 import ssl
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,20 +30,17 @@ secrets: {STACK_API_KEY: {}}
 NAME = "chat.example.test"  # the name on the certificate, as clients would know the host
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory):
+@pytest.fixture(scope="module", params=["compose", "systemd"])
+def edge(tmp_path_factory, request):
     require_tools()
-    stack = Loopback(tmp_path_factory.mktemp("edge-tls"), SPEC, "compose")
-    out = stack.stack.root
-    doc = yaml.safe_load((out / "compose.yaml").read_text())
-    front = [name for name, s in doc["services"].items() if s.get("ports") and "haproxy" in s["image"]]
-    assert len(front) == 1, "one proxy publishes the gateway"
-    mounts = {m["target"]: m["source"] for m in doc["services"][front[0]]["volumes"]}
+    stack = Loopback(tmp_path_factory.mktemp(f"edge-tls-{request.param}"), SPEC, request.param)
+    # where the emitted files say the edge reads its certificate and key (compose.yaml's bind
+    # mounts, the unit's LoadCredential=): the operator's files, made here
+    [(crt_at, key_at)] = stack.stack.layout.certificates
+    assert crt_at.endswith("certs/chat.crt") and key_at.endswith("certs/chat.key")
     cert, key = stack.stack.certificate(NAME)
-    crt_at = next(source for target, source in mounts.items() if target.endswith(".pem"))
-    key_at = mounts[next(target for target in mounts if target.endswith(".pem.key"))]
-    for made, source in ((cert, crt_at), (key, key_at)):  # where compose.yaml says the files are
-        placed = out / source
+    for made, at in ((cert, crt_at), (key, key_at)):
+        placed = Path(at)
         placed.parent.mkdir(parents=True, exist_ok=True)
         placed.write_bytes(made.read_bytes())
         placed.chmod(0o600)
@@ -50,15 +49,36 @@ def edge(tmp_path_factory):
     except BaseException:
         stack.stop()
         raise
-    yield stack, doc
+    yield stack
     stack.stop()
 
 
+def _published(stack) -> dict[str, list[str]]:
+    """What listens beyond loopback, by service, read from the emitted files: compose's published
+    ports, or on a host every `0.0.0.0` a unit or the HAProxy config it reads names."""
+    out = stack.stack.root
+    if (out / "compose.yaml").exists():
+        doc = yaml.safe_load((out / "compose.yaml").read_text())
+        return {name: [str(p) for p in s["ports"] if not str(p).startswith("127.0.0.1:")]
+                for name, s in doc["services"].items() if s.get("ports")}
+    found: dict[str, list[str]] = {}
+    for unit in sorted((out / "units").glob("*.service")):
+        text = unit.read_text()
+        config = re.search(r" -f /etc/stackc/[^/]+/(\S+)", text)
+        if config:
+            text += (out / "config" / config.group(1)).read_text()
+        wide = re.findall(r"^.*0\.0\.0\.0.*$", text, re.M)
+        if wide:
+            found[unit.stem.split("-", 1)[1]] = wide
+    return found
+
+
 def test_only_the_edge_is_published_and_the_gateway_answers_over_tls(edge):
-    stack, doc = edge
-    published = {name for name, s in doc["services"].items() if s.get("ports")}
-    assert published <= {"edge", "prometheus"} and "gateway" not in published
-    assert all(str(p).startswith("127.0.0.1:") for p in doc["services"]["prometheus"]["ports"])
+    stack = edge
+    published = {name: ports for name, ports in _published(stack).items() if ports}
+    assert list(published) == ["edge"], published
+    if stack.stack.layout.kind == "systemd":  # each of its wide binds terminates TLS
+        assert all(" ssl crt " in line for line in published["edge"]), published
     assert stack.stack.layout.gateway_tls
     models = stack.get("/v1/models")
     assert models.status == 200 and "chat" in {m["id"] for m in models.body["data"]}
@@ -68,7 +88,7 @@ def test_only_the_edge_is_published_and_the_gateway_answers_over_tls(edge):
 
 
 def test_metrics_are_not_served_on_the_public_port(edge):
-    stack, _ = edge
+    stack = edge
     for path in ("/metrics", "/metrics/", "//metrics/", "/./metrics/", "/v1/../metrics/", "/metrics%2F", "/METRICS"):
         reply = stack.get(path)
         assert reply.status == 404 and "litellm" not in reply.text.lower(), (path, reply.status, reply.text[:200])
@@ -82,9 +102,9 @@ def test_metrics_are_not_served_on_the_public_port(edge):
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # an old client, on purpose
 def test_plain_http_and_old_tls_get_no_answer(edge):
-    stack, _ = edge
-    net, (_, address, port) = stack.stack.net, stack.stack.layout.gateway
-    sock = net.connect(net.base, address, port, 5)
+    stack = edge
+    net, (host, address, port) = stack.stack.net, stack.stack.layout.gateway
+    sock = net.connect(net.base if host == "base" else net.hosts[host].ns, address, port, 5)
     try:
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: chat\r\n\r\n")
         try:
@@ -95,17 +115,17 @@ def test_plain_http_and_old_tls_get_no_answer(edge):
         sock.close()
     assert b"HTTP/" not in answer and b"model" not in answer
     tls12 = stack.stack.client_tls(maximum_version=ssl.TLSVersion.TLSv1_2)
-    assert stack.stack.request("GET", f"https://{address}:{port}/health/liveliness", tls=tls12).status == 200
+    assert stack.stack.request("GET", f"https://{address}:{port}/health/liveliness", host=host, tls=tls12).status == 200
     # a client that would speak TLS 1.0 or 1.1 (its own floor lowered to allow them) is refused by the edge
     old = stack.stack.client_tls("DEFAULT:@SECLEVEL=0", maximum_version=ssl.TLSVersion.TLSv1_1,
                                  minimum_version=ssl.TLSVersion.TLSv1)
     with pytest.raises(ssl.SSLError) as refused:
-        stack.stack.request("GET", f"https://{address}:{port}/v1/models", tls=old)
+        stack.stack.request("GET", f"https://{address}:{port}/v1/models", host=host, tls=old)
     assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value)  # the server refused it, not this client
     wrong = stack.stack.client_tls()  # a client that expects another host's certificate refuses this one
     stack.stack.tls_name, name = "other.example.test", stack.stack.tls_name
     try:
         with pytest.raises(ssl.SSLCertVerificationError):
-            stack.stack.request("GET", f"https://{address}:{port}/v1/models", tls=wrong)
+            stack.stack.request("GET", f"https://{address}:{port}/v1/models", host=host, tls=wrong)
     finally:
         stack.stack.tls_name = name
