@@ -204,7 +204,7 @@ def test_tls_is_built_where_the_target_terminates_it(tmp_path, target, codes):
 
 
 @pytest.mark.parametrize("target, warned, help_word", [("compose", True, "gateway.tls"), ("systemd", True, "gateway.tls"),
-                                                       ("terraform", True, "proxy"), ("helm", False, "")])
+                                                       ("terraform", True, "gateway.tls"), ("helm", False, "")])
 def test_a_plain_http_gateway_is_a_warning_where_the_target_publishes_it(tmp_path, target, warned, help_word):
     spec = TWO_REPLICAS if target != "terraform" else TWO_REPLICAS.replace(
         "gpus_per_node: 4}", "gpus_per_node: 4, provider: aws, region: us-east-1}")

@@ -238,9 +238,11 @@ def test_boot_script_is_valid_shell_and_fits_in_user_data(build, tmp_path):
 def test_no_secret_value_anywhere(build, tmp_path):
     """With the secrets set in the environment of the build, no value reaches a file or the boot."""
     env = {name: SECRET_VALUE.format(name=name) for name in build[2]}
-    spec = next(s for s in example_specs() if build[0].startswith(s.stem))
+    spec = next(s for s in example_specs() if build[0].startswith(s.stem + "-"))
+    env_name = build[0][len(spec.stem) + 1:]
     d = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "stackc", "build", str(spec), "--target", "terraform", "-o", str(d)],
+    chosen = [] if env_name == "base" else ["--env", env_name]
+    result = subprocess.run([sys.executable, "-m", "stackc", "build", str(spec), *chosen, "--target", "terraform", "-o", str(d)],
                             capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     texts = [p.read_text() for p in d.rglob("*") if p.is_file()]
@@ -512,3 +514,30 @@ def test_disks_the_image_mounted_are_shared_never_formatted(tmp_path):
 def test_no_nvme_disk_fails_the_boot_with_a_reason(tmp_path):
     result, log, _ = cache_on_nvme(tmp_path, [])
     assert result.returncode == 1 and "no local NVMe disk" in result.stderr and log == ""
+
+
+TLS_CLOUD = CLOUD.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
+                          "gateway: {port: 443, api_key: {secret: STACK_API_KEY}, tls: {}}")
+
+
+@pytest.mark.parametrize("provider", ["aws", "gcp", "azure"])
+def test_tls_comes_from_the_secret_store_and_the_url_is_https(tmp_path, provider):
+    spec = TLS_CLOUD
+    if provider != "aws":
+        region = {"gcp": "us-central1", "azure": "eastus"}[provider]
+        gpu = {"gcp": "gpu: l4", "azure": "gpu: a100-80gb"}[provider]
+        spec = spec.replace("provider: aws, region: us-east-1", f"provider: {provider}, region: {region}").replace(
+            "gpu: l40s", gpu)
+    assert "tls: {}" in spec
+    files, codes, shown = build_spec(tmp_path, spec)
+    assert files is not None and codes == [], shown
+    outputs, main = files["outputs.tf"].decode(), files["main.tf"].decode()
+    assert re.search(r'value += "https://\$\{[^}]+\}:443/v1"', outputs)
+    assert '"STACKC_GATEWAY_PEM", "STACKC_GATEWAY_PEM_KEY"' in main  # empty entries in the store, read at boot
+    assert "443" in main and "4000" not in main  # the edge's port is opened, the gateway's is not
+    boot = files["boot.sh.tftpl"].decode()
+    assert 'install -D -m 0600 -o root -g root "$files/STACKC_GATEWAY_PEM" /etc/stackc/demo/tls/gateway.crt' in boot
+    assert "systemctl try-restart demo-edge.service" in boot  # a renewed certificate restarts the edge
+    unit = files["stack/node-0/units/demo-edge.service"].decode()
+    assert "LoadCredential=gateway.pem:/etc/stackc/demo/tls/gateway.crt" in unit
+    assert "BEGIN" not in "".join(f.decode(errors="replace") for f in files.values())  # no PEM anywhere

@@ -104,22 +104,23 @@ class Cloud:
         raise NotImplementedError
 
     def outputs(self, dep: CloudDeployment) -> Items:
-        gateway_port = next((r.port for n, r in dep.hosts.runs if n == "gateway"), None) if dep.hosts else None
+        gateway_port = dep.gateway_port  # the gateway's, or the TLS edge's in front of it
+        scheme = "https" if any(s.role == "edge" for s in dep.services) else "http"
         name, description, value = self.store
         return [
             *self.cost_comment(dep),
             Block("output", ("gateway_url",), (
                 ("description", "The OpenAI-compatible endpoint (node-0's public address)."),
-                ("value", ref(f'"http://${{{self.public_ip}}}:{gateway_port}/v1"')))),
+                ("value", ref(f'"{scheme}://${{{self.public_ip}}}:{gateway_port}/v1"')))),
             Block("output", ("instance_ids",), (("description", "The nodes' instance ids."), ("value", ref(self.instance_ids)))),
             Block("output", (self.secret_output,), (("description", self.secret_help), ("value", ref(self.secret_ids)))),
             Block("output", (name,), (("description", description), ("value", ref(value)))),
         ]
 
     def public_ports(self, dep: CloudDeployment) -> list[int]:
-        """Ports the stack publishes on every interface (the gateway, the UI): opened to `allowed_cidrs`."""
-        assert dep.hosts is not None
-        return sorted({r.port for _, r in dep.hosts.runs if r.on_every_interface and r.port})
+        """Ports the stack publishes on every interface (the gateway and the UI, or the TLS edge in
+        front of them): opened to `allowed_cidrs`."""
+        return sorted({p.host_port for s in dep.services for p in s.published if p.host_ip is None})
 
     def node_secrets(self, dep: CloudDeployment) -> dict[str, list[str]]:
         """Per node, the secrets its services read (the boot script fetches those only)."""
@@ -130,6 +131,8 @@ class Cloud:
             if s.role == "model-download":  # downloads run on every node that holds the model
                 for node in dep.engine_nodes(s.group):
                     out[node] |= names
+        for name, node, _, _ in dep.provisioning.files if dep.provisioning else ():
+            out[node].add(name)  # the operator's files (the TLS certificate and key), read at boot
         return {k: sorted(v) for k, v in out.items()}
 
     def common_variables(self, dep: CloudDeployment) -> Items:

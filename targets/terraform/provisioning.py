@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from stackc.ir import Deployment, Feature, specialise
+from stackc.ir import Deployment, Feature, SecretDecl, specialise
 
 from ..systemd.hosts import HostDeployment
 from ..systemd.runs import prepare as prepare_hosts
@@ -24,6 +24,34 @@ class Provisioning:
     subnet_cidr: str
     root_volume_gib: int
     boot: str = "systemd"  # systemd | compose: which target's files the machines run
+    # the operator's files a service loads (the TLS certificate and key): each an entry of the
+    # cloud's secret store, written to its path on its node at boot (secret, node, path, service)
+    files: tuple[tuple[str, str, str, str], ...] = ()
+
+
+COMPOSE_DIR = "/opt/stackc/{project}"  # where a compose-booted machine keeps the stack
+
+
+def secret_for(credential: str) -> str:
+    """The secret-store entry that holds an operator's file: `gateway.pem` is `STACKC_GATEWAY_PEM`."""
+    return "STACKC_" + "".join(c if c.isalnum() else "_" for c in credential).upper()
+
+
+def stored_files(dep: HostDeployment, boot: str) -> tuple[tuple[str, str, str, str], ...]:
+    """Each credential a service loads, as the secret that holds it and the path its node reads it at."""
+    assert dep.hosts is not None
+    out = []
+    for s in dep.services:
+        for m in s.mounts:
+            if m.kind != "credential":
+                continue
+            if boot == "compose":  # beside compose.yaml, as the compose target mounts it
+                base = COMPOSE_DIR.format(project=dep.project)
+                path = m.source if m.source.startswith("/") else f"{base}/{m.source.removeprefix('./')}"
+            else:
+                path = dict(dep.hosts.run(s.name).credentials)[m.target]
+            out.append((secret_for(m.target), s.node, path, s.name))
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)
@@ -46,5 +74,10 @@ def prepare(dep: Deployment, plan: "Plan") -> CloudDeployment:
                                           else None) or where("hardware", key=True), user))
     if t.boot == "compose" and stack.nodes > 1:
         found.append(Feature("compose-boot-multi-node", where("terraform", "boot"), nodes=stack.nodes))
-    return specialise(hosted, CloudDeployment, provisioning=Provisioning(t.subnet_cidr, t.root_volume_gib, t.boot),
-                      features=hosted.features + tuple(found))
+    files = stored_files(hosted, t.boot)
+    described = tuple(SecretDecl(name, f"the file `{path}` on {node} ({service} reads it): PEM, written there at boot")
+                      for name, node, path, service in files)
+    return specialise(hosted, CloudDeployment,
+                      provisioning=Provisioning(t.subnet_cidr, t.root_volume_gib, t.boot, files),
+                      features=hosted.features + tuple(found),
+                      secrets=tuple(sorted(hosted.secrets + described, key=lambda d: d.name)))

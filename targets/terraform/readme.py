@@ -29,6 +29,12 @@ def render(dep: CloudDeployment, spec_name: str, cloud: Cloud, module: Module) -
         "",
     ]
     lines += [f"- `{name}`" + (f": {' '.join(described[name].split())}" if described.get(name) else "") for name in module.secrets]
+    files = dep.provisioning.files if dep.provisioning else ()
+    if files:
+        names = " and ".join(f"`{name}`" for name, _, _, _ in files)
+        lines += ["", f"{names} hold the gateway's TLS certificate chain and its private key: put each PEM file's whole",
+                  "content as the value. The node writes them where the edge reads them and restarts the edge when they",
+                  "change, so a renewed certificate is a new value, picked up within 5 minutes."]
     lines += [
         "",
         "```sh",

@@ -83,11 +83,15 @@ def credentials(sections: dict, table: list[tuple[str, str]], where: Path) -> tu
     if not loaded:
         return {}, []
     where.mkdir(parents=True, exist_ok=True)
-    for name, path in loaded.items():
+    # the server's own path, kept under the harness's state when install.sh does not place it:
+    # the operator's files are never looked for (or written) on this machine's /etc
+    host = {name: remap(path, table) if remap(path, table) != path else str(where.parent / "host" / path.lstrip("/"))
+            for name, path in loaded.items()}
+    for name, path in host.items():
         link = where / name
         if not link.is_symlink():
-            link.symlink_to(remap(path, table))
-    pairs = [(remap(loaded[n], table), remap(loaded[n + ".key"], table)) for n in loaded if n + ".key" in loaded]
+            link.symlink_to(path)
+    pairs = [(host[n], host[n + ".key"]) for n in host if n + ".key" in host]
     return {"CREDENTIALS_DIRECTORY": str(where)}, pairs
 
 

@@ -38,6 +38,7 @@ def edge(tmp_path_factory, request):
     # mounts, the unit's LoadCredential=): the operator's files, made here
     [(crt_at, key_at)] = stack.stack.layout.certificates
     assert crt_at.endswith("certs/chat.crt") and key_at.endswith("certs/chat.key")
+    assert Path(crt_at).is_relative_to(stack.workdir)  # the server's path, kept in the test's own directory
     cert, key = stack.stack.certificate(NAME)
     for made, at in ((cert, crt_at), (key, key_at)):
         placed = Path(at)
