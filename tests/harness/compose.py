@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine, secret_names,
-                     engine_of_image, remap, unwrap_drain, urls_in)
+from .layout import (Layout, Proc, Published, component_of_image, describe_component, describe_engine, engine_of_image,
+                     haproxy_frontends, remap, secret_names, unwrap_drain, urls_in)
 
 # what the images stackc uses run when a service gives no entrypoint, and the program here
 PROGRAM_IMAGES = {
@@ -159,17 +159,8 @@ def entry_through_proxy(root: Path, state: Path, services: dict, published: list
         if "haproxy" not in s["image"]:
             continue
         config = next(o for inside, o in mounts(root, state, s) if inside.endswith(".cfg"))
-        sections = [block.splitlines() for block in Path(config).read_text().split("\n\n")]
-        backends = {lines[0].split()[1]: [line.split() for line in lines[1:]] for lines in sections
-                    if lines and lines[0].startswith("backend ")}
-        for lines in sections:
-            if not lines or not lines[0].startswith("frontend "):
-                continue
-            words = [line.split() for line in lines[1:]]
-            bind = next((w for w in words if w[0] == "bind"), [])
-            backend = next((w[1] for w in words if w[0] == "default_backend"), None)
-            servers = [w[2] for w in backends.get(backend, []) if w[0] == "server"]
-            if bind and bind[1].rsplit(":", 1)[1] == str(pub.container_port) and \
+        for bind, servers in haproxy_frontends(Path(config).read_text()):
+            if bind[1].rsplit(":", 1)[1] == str(pub.container_port) and \
                     any(server.split(":")[0] == gateway for server in servers):
                 return pub, "ssl" in bind
     raise ValueError(f"nothing published reaches the gateway `{gateway}`")

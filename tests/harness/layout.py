@@ -223,3 +223,21 @@ def remap(word: str, table: list[tuple[str, str]]) -> str:
     for inside, outside in sorted(table, key=lambda t: -len(t[0])):
         word = re.sub(r"(?<![\w.-])" + re.escape(inside) + r"(?=/|$|[^\w.-])", outside, word)
     return word
+
+
+def haproxy_frontends(text: str) -> list[tuple[list[str], list[str]]]:
+    """Each frontend of an HAProxy config as (its `bind` words, the addresses of its default
+    backend's servers), read section by section."""
+    sections = [block.splitlines() for block in text.split("\n\n")]
+    backends = {lines[0].split()[1]: [line.split() for line in lines[1:]] for lines in sections
+                if lines and lines[0].startswith("backend ")}
+    out = []
+    for lines in sections:
+        if not lines or not lines[0].startswith("frontend "):
+            continue
+        words = [line.split() for line in lines[1:]]
+        bind = next((w for w in words if w[0] == "bind"), [])
+        backend = next((w[1] for w in words if w[0] == "default_backend"), None)
+        if bind:
+            out.append((bind, [w[2] for w in backends.get(backend, []) if w[0] == "server"]))
+    return out

@@ -16,7 +16,7 @@ from typing import Optional
 
 from .compose import secret_value
 from .layout import (Layout, Proc, component_of_image, secret_names, describe_component, describe_engine, engine_of_image, flag,
-                     remap, shell_words, split_listen, unwrap_drain, urls_in)
+                     haproxy_frontends, remap, shell_words, split_listen, unwrap_drain, urls_in)
 
 WILDCARD = ("0.0.0.0", "127.0.0.1", "localhost", "::")
 
@@ -256,17 +256,8 @@ def through_proxy(procs: list[Proc], g_host: str, g_port: int) -> Optional[tuple
     for p in procs:
         if not p.argv or not p.argv[0].endswith("haproxy"):
             continue
-        sections = [block.splitlines() for block in Path(flag(p.argv, "-f")).read_text().split("\n\n")]
-        backends = {lines[0].split()[1]: [line.split() for line in lines[1:]] for lines in sections
-                    if lines and lines[0].startswith("backend ")}
-        for lines in sections:
-            if not lines or not lines[0].startswith("frontend "):
-                continue
-            words = [line.split() for line in lines[1:]]
-            bind = next((w for w in words if w[0] == "bind"), [])
-            backend = next((w[1] for w in words if w[0] == "default_backend"), None)
-            servers = [w[2] for w in backends.get(backend, []) if w[0] == "server"]
-            if bind and f"{g_host}:{g_port}" in servers:
+        for bind, servers in haproxy_frontends(Path(flag(p.argv, "-f")).read_text()):
+            if f"{g_host}:{g_port}" in servers:
                 return p.host, split_listen(bind[1], "0.0.0.0", 0), "ssl" in bind
     return None
 
