@@ -19,6 +19,8 @@ _GGUF_QUANT = re.compile(r"(?i)(?:^|[-_.:])(q4_k_m|q5_k_m|q8_0|q4_0|q4_k_s|q5_k_
 
 @dataclass(frozen=True)
 class Artifact:
+    """What a model's weights are and where they come from (a Hub repo, an Ollama tag, a bucket, a path)."""
+
     kind: Kind
     ref: str  # repo id, Ollama tag, s3 URL or path, as written (minus the scheme for hf)
     gguf_quant: Optional[str] = None  # `Q4_K_M` from `repo:Q4_K_M`

@@ -7,7 +7,6 @@ missing key) with a stable code and, for misspelled keys and values, a "did you 
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, Sequence
 
@@ -24,6 +23,8 @@ def did_you_mean(word: str, options: Sequence[str]) -> str | None:
     lowered = {o.lower(): o for o in options}
     if word.lower() in lowered:
         return lowered[word.lower()]
+    import difflib  # only a spec with a misspelt name pays for it
+
     match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     return lowered[match[0]] if match else None
 

@@ -56,6 +56,8 @@ FP8_HELP = "use a GPU with compute capability 8.9 or newer (l4, l40s, h100-sxm, 
 
 @dataclass(frozen=True)
 class Support:
+    """What one engine supports: GPU vendors, tasks, speculative decoding, adapters, an FP8 KV cache."""
+
     vendors: tuple[str, ...]
     tasks: tuple[str, ...]
     speculative: bool

@@ -69,6 +69,8 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One finding: a stable code, its severity, what is wrong, where, and how to fix it."""
+
     code: str
     severity: Severity
     message: str

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Image:
+    """A pinned container image: repository, tag, and the digest where it is published."""
+
     repository: str
     tag: str
     digest: str = ""  # where we have the published digest: the tag names it, the digest pins it

@@ -56,12 +56,16 @@ class Health:
 
 @dataclass(frozen=True)
 class Metrics:
+    """Where a service serves Prometheus metrics."""
+
     port: int
     path: str = "/metrics"
 
 
 @dataclass(frozen=True)
 class Resources:
+    """What a service asks of its host beyond GPUs: memory, CPUs, shared memory and limits."""
+
     memory_bytes: int = 0  # host memory the service needs (a request where the target has them)
     cpus: int = 0
     shm_bytes: int = 0

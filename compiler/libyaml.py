@@ -45,8 +45,9 @@ _PLAIN = [
 # `$` as ruamel.yaml writes it (it also matches before a final line break, which no plain scalar has)
 _BY_FIRST: dict[str, list] = {}
 for _tag, _first, _pattern in _PLAIN:
+    _compiled = re.compile(f"(?:{_pattern})$")
     for _char in _first:
-        _BY_FIRST.setdefault(_char, []).append((_tag, re.compile(f"(?:{_pattern})$")))
+        _BY_FIRST.setdefault(_char, []).append((_tag, _compiled))
 # What the two read differently, found by tests/test_source_fast.py's fuzzing: ruamel.yaml
 # refuses tabs and a comment straight after a block scalar's header in places libyaml allows;
 # libyaml starts a node at its anchor or tag, ruamel.yaml at its value; libyaml breaks lines at

@@ -22,16 +22,22 @@ class YNode:
 
 @dataclass(eq=False)
 class YScalar(YNode):
+    """A scalar of the spec, with where it was written."""
+
     value: Any
 
 
 @dataclass(eq=False)
 class YSeq(YNode):
+    """A sequence of the spec, with where it was written."""
+
     items: list[YNode] = field(default_factory=list)
 
 
 @dataclass(eq=False)
 class YEntry:
+    """One key of a mapping: where the key is, and its value."""
+
     key: str
     key_span: Span
     value: YNode
@@ -39,6 +45,8 @@ class YEntry:
 
 @dataclass(eq=False)
 class YMap(YNode):
+    """A mapping of the spec, its keys in the order written."""
+
     entries: dict[str, YEntry] = field(default_factory=dict)
 
     def get(self, key: str) -> YNode | None:

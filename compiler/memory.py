@@ -42,6 +42,8 @@ def compute_dtype_bytes(model: ModelInfo, dtype: str) -> int:
 
 @dataclass(frozen=True)
 class ParamSplit:
+    """A model's parameters by where they sit: embeddings, head, experts, vision, the rest."""
+
     embedding: float  # input embedding matrix
     head: float  # LM head (0 when tied)
     experts: float  # routed + shared MoE expert weights

@@ -35,6 +35,8 @@ class Unit:
 
 @dataclass
 class Session:
+    """One spec file through the pipeline: what was read, what it was checked against, and what was found."""
+
     path: str
     display: str
     document: Optional[Document]

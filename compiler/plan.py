@@ -21,6 +21,8 @@ HOURS_PER_MONTH = 730
 
 @dataclass(frozen=True)
 class NodeNeeds:
+    """What the replicas placed on one node need of its host memory and disk."""
+
     node: int
     memory_bytes: int  # host RAM the replicas placed here need
     disk_bytes: int  # disk-tier space under the tiers' paths
@@ -30,6 +32,8 @@ class NodeNeeds:
 
 @dataclass(frozen=True)
 class Settings:
+    """The engine settings the planner chose for one model."""
+
     util: Optional[float]  # the engine's memory share (resolved), None where it has none
     max_context: int
     max_num_seqs: int
@@ -43,6 +47,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Evaluation:
+    """One layout (tensor x pipeline parallel) of a model, and how its memory divides on each GPU."""
+
     tp: int
     pp: int
     share: Optional[float]  # the engine's memory share for this layout (spec or engine default)
@@ -60,6 +66,8 @@ class Evaluation:
 
 @dataclass
 class ModelPlan:
+    """One model's plan: its settings, its chosen layout, replicas and start-up budget."""
+
     model: ResolvedModel
     settings: Settings
     evaluation: Evaluation
@@ -157,6 +165,8 @@ def _r(x: float) -> float:
 
 @dataclass
 class Plan:
+    """The whole stack's plan: every model's, the instance, the nodes' needs, and where the cache lives."""
+
     stack: ResolvedStack
     models: list[ModelPlan] = field(default_factory=list)
     instance: Optional[InstanceInfo] = None

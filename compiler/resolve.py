@@ -49,6 +49,8 @@ class Where:
 
 @dataclass
 class ResolvedModel:
+    """A model of the spec with its facts, engine, image and weights looked up."""
+
     spec: Model
     index: int  # position in the document's `models:` list (for spans)
     info: ModelInfo
@@ -72,6 +74,8 @@ class ResolvedModel:
 
 @dataclass
 class ResolvedStack:
+    """A spec with its environment applied and its hardware looked up: what the planner plans."""
+
     spec: Stack
     environment: Optional[str]
     gpu: GpuInfo

@@ -24,6 +24,8 @@ MAX_DIGITS = 1000  # in an integer literal; a spec's largest number has 16, and 
 
 @dataclass
 class Document:
+    """A spec file as read: its text, its located tree and the spans of its values."""
+
     path: str
     text: str
     root: YMap

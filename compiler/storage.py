@@ -45,6 +45,8 @@ PREMIUM_TIERS = ((128, 100), (256, 125), (512, 150), (1024, 200), (2048, 250), (
 
 @dataclass(frozen=True)
 class Storage:
+    """Where the model cache lives, and the read rate start-up budgets assume of it."""
+
     kind: str  # spec | local-nvme | gp3 | pd-ssd | premium-ssd | on-prem | kubernetes
     read_bytes_per_s: int
     text: str  # what it is, for the plan

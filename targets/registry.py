@@ -20,10 +20,10 @@ GROUP = "stackc.targets"
 
 @cache
 def _entry_points() -> dict:
-    from importlib.metadata import entry_points
+    from .entry_points import scan
 
     found: dict = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
+    for ep in sorted(scan(GROUP), key=lambda e: (e.name, e.value)):
         if ep.name in found and found[ep.name].value != ep.value:
             raise RuntimeError(f"two installed packages register the `{ep.name}` target: "
                                f"`{found[ep.name].value}` and `{ep.value}`")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Section:
+    """A target's own top-level key in a spec, and the model that checks it."""
+
     name: str  # the top-level key in a stack spec
     model: type  # a pydantic model on `stackc.spec_values._Strict`: unknown keys are errors
     description: str  # the schema's description of the key

@@ -36,6 +36,8 @@ class Attention:
 
 @dataclass(frozen=True)
 class Moe:
+    """A mixture-of-experts layout: how many experts there are, how many run per token, and where."""
+
     experts: int
     active: int
     shared: int
@@ -45,6 +47,8 @@ class Moe:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What the planner knows of one model: its size, attention layout and limits, from the catalog or a config."""
+
     id: str
     hf_repo: str
     family: str
@@ -79,6 +83,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class GpuInfo:
+    """One GPU type: its memory as CUDA reports it, what it computes in (FP8, FP4), its links and labels."""
+
     id: str
     name: str
     vendor: str  # nvidia | amd | apple
@@ -106,6 +112,8 @@ class GpuInfo:
 
 @dataclass(frozen=True)
 class InstanceInfo:
+    """One cloud instance type: its GPUs, CPUs, memory, local NVMe disks and hourly price."""
+
     cloud: str
     name: str
     gpu: str
@@ -124,6 +132,8 @@ class InstanceInfo:
 
 @dataclass(frozen=True)
 class Catalog:
+    """The offline facts: models, GPUs and instances, each with its published source."""
+
     models: tuple[ModelInfo, ...]
     gpus: tuple[GpuInfo, ...]
     instances: tuple[InstanceInfo, ...]

@@ -17,6 +17,8 @@ from .flags import normalise_flag
 
 @dataclass(frozen=True)
 class DownloadStep:
+    """The one-shot job that fetches a model's weights before its engine starts."""
+
     image: str
     command: tuple[str, ...]
     entrypoint: Optional[tuple[str, ...]] = None

@@ -11,7 +11,6 @@ be the versions `images.py` pins (a test holds them together).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Optional
 
 from .. import images
@@ -22,11 +21,15 @@ PYTHON = (3, 12)  # the interpreter every lock is resolved for
 
 @dataclass(frozen=True)
 class Lock:
+    """A hashed pip lock shipped with stackc, for one virtual environment a host installs."""
+
     file: str  # the lock's file name, in this package and in the output
     requirement: str  # its top-level pins, for messages and docs
     requires_python: tuple[tuple[int, ...], tuple[int, ...]]  # [lowest, above-highest) of the top-level pins
 
     def text(self) -> bytes:
+        from importlib import resources  # with tempfile, shutil and the archive modules: only a build reads a lock
+
         return resources.files(__package__).joinpath(self.file).read_bytes()
 
     def admits(self, python: tuple[int, int]) -> bool:
