@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
 from pydantic_core import PydanticCustomError
 
 from .engines import names as engine_names
-from .spec_values import (HostPath, ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
+from .spec_values import (HostName, HostPath, ImageRef, ModelName, ModelRef, OverflowName, Rate, Revision, SecretName, ServedName, Size,
                           StackName, _kind, _Strict)
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +314,10 @@ class GatewayTls(_Strict):
     key: HostPath = Field("tls/gateway.key", description=(
         "The certificate's private key (PEM), a file on the host the operator places, readable by "
         "the stack only."))
+    host: Optional[HostName] = Field(None, description=(
+        "The name clients connect to, which the certificate is for: on helm the Ingress's host (and "
+        "the name cert-manager issues for). The edge of compose, systemd and terraform answers for "
+        "whatever names the certificate holds and does not read it."))
 
 
 class Gateway(_Strict):

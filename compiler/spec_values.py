@@ -124,6 +124,8 @@ HostPath = _safe_text("path on the host", 1000)  # a file the operator places; s
 
 SecretName = Annotated[str, Field(pattern=SECRET_NAME, max_length=64)]
 K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+# a fully qualified host name, as a certificate and an Ingress rule name it (RFC 1123, lower case)
+HostName = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)]
 
 
 class _Strict(BaseModel):

@@ -384,3 +384,103 @@ def test_scaling_to_zero_is_refused_until_something_wakes_the_model(tmp_path):
     assert files is not None and not any(c == "SC611" for c, _ in codes)
     scaled = [o for o in yaml.safe_load(files["values.yaml"])["extraObjects"] if o["kind"] == "ScaledObject"]
     assert scaled and all(o["spec"]["minReplicaCount"] >= 1 for o in scaled)
+
+
+# ---- the network edge: an Ingress for `gateway.tls`, NetworkPolicies always
+
+TLS_SPEC = MINIMAL.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
+                           "gateway: {api_key: {secret: STACK_API_KEY}, ui: open-webui,\n"
+                           "          tls: {cert: tls/llm.crt, key: tls/llm.key, host: llm.example.com}}")
+# the pod labels the production-stack chart 0.1.12 sets (_helpers.tpl: engineStandardLabels, routerStandardLabels)
+CHART_POD_LABELS = {
+    "serving-engine": {"app.kubernetes.io/instance": "demo-llm", "app.kubernetes.io/component": "serving-engine",
+                       "app.kubernetes.io/name": "chat", "app.kubernetes.io/part-of": "vllm-stack"},
+    "router": {"app.kubernetes.io/instance": "demo-llm", "app.kubernetes.io/component": "router",
+               "app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "vllm-stack"},
+}
+
+
+def _objects(files, kind: str) -> list[dict]:
+    values = yaml.safe_load(files["values.yaml"])
+    return [as_installed(o, "demo-llm") for o in values["extraObjects"] if o["kind"] == kind]
+
+
+def _pod_labels(files, component: str) -> dict:
+    """The labels a pod of the stack's own objects carries (gateway, UI), from the values."""
+    deployment = next(o for o in _objects(files, "Deployment") if o["metadata"]["name"] == f"demo-llm-{component}")
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def _admits(policy: dict, labels: dict, namespace: str = "demo", port: int | None = None) -> bool:
+    """Whether `policy` lets a pod with `labels` in `namespace` reach its pods on `port`."""
+    for rule in policy["spec"]["ingress"]:
+        if port is not None and port not in [p["port"] for p in rule.get("ports", [])]:
+            continue
+        for peer in rule["from"]:
+            if "podSelector" in peer and namespace == "demo" and \
+                    peer["podSelector"]["matchLabels"].items() <= labels.items():
+                return True
+            if "namespaceSelector" in peer and peer["namespaceSelector"]["matchLabels"] == \
+                    {"kubernetes.io/metadata.name": namespace}:
+                return True
+    return False
+
+
+def test_tls_is_an_ingress_that_routes_only_the_api_and_the_ui(tmp_path):
+    files, codes, shown = build(tmp_path, TLS_SPEC)
+    assert files is not None, shown
+    [ingress] = _objects(files, "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["llm.example.com"], "secretName": "demo-gateway-tls"}]
+    [rule] = ingress["spec"]["rules"]
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"] for p in rule["http"]["paths"]}
+    assert rule["host"] == "llm.example.com" and routes == {
+        ("/v1", "Prefix"): {"name": "demo-llm-gateway", "port": {"number": 4000}},
+        ("/", "Prefix"): {"name": "demo-llm-open-webui", "port": {"number": 8080}}}  # never /metrics/ or /key/
+    assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+    readme = files["README.md"].decode()
+    assert "kubectl -n demo create secret tls demo-gateway-tls --cert=tls/llm.crt --key=tls/llm.key" in readme
+    assert "https://llm.example.com/v1" in readme
+    assert not _objects(files, "Secret")  # the certificate is the operator's: stackc writes no TLS Secret
+
+
+def test_cert_manager_issues_the_secret_for_the_host(tmp_path):
+    files, _, shown = build(tmp_path, TLS_SPEC + "kubernetes: {cert_issuer: letsencrypt, tls_secret: llm-tls, ingress_class: nginx}\n")
+    assert files is not None, shown
+    [ingress] = _objects(files, "Ingress")
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert ingress["spec"]["ingressClassName"] == "nginx" and ingress["spec"]["tls"][0]["secretName"] == "llm-tls"
+    assert "create secret tls" not in files["README.md"].decode()
+    files, codes, shown = build(tmp_path, TLS_SPEC.replace(", host: llm.example.com", "") +
+                                "kubernetes: {cert_issuer: letsencrypt}\n")
+    assert files is None and ("SC607", "error") in codes and "gateway.tls.host" in shown
+
+
+def test_without_tls_nothing_is_reachable_from_outside(tmp_path):
+    files, codes, _ = build(tmp_path, MINIMAL)
+    assert not _objects(files, "Ingress") and [s["spec"]["type"] for s in _objects(files, "Service")] == ["ClusterIP"]
+    assert "SC716" not in {c for c, _ in codes}
+    readme = files["README.md"].decode()
+    assert "port-forward svc/demo-llm-gateway 8080:4000" in readme and "$STACK_API_KEY" in readme
+
+
+@pytest.mark.parametrize("spec", [MINIMAL, TLS_SPEC], ids=["plain", "tls"])
+def test_only_the_router_and_prometheus_reach_the_engines(tmp_path, spec):
+    files, _, shown = build(tmp_path, spec)
+    assert files is not None, shown
+    policies = {p["metadata"]["name"]: p for p in _objects(files, "NetworkPolicy")}
+    engines, router = policies["demo-llm-engines"], policies["demo-llm-router"]
+    assert engines["spec"]["podSelector"]["matchLabels"].items() <= CHART_POD_LABELS["serving-engine"].items()
+    assert router["spec"]["podSelector"]["matchLabels"].items() <= CHART_POD_LABELS["router"].items()
+    gateway = _pod_labels(files, "gateway")
+    assert _admits(engines, CHART_POD_LABELS["router"], port=chart.CONTAINER_PORT)
+    assert _admits(engines, {}, namespace="monitoring", port=chart.CONTAINER_PORT)
+    assert not _admits(engines, gateway) and not _admits(engines, {"app": "anything"})
+    assert not _admits(engines, CHART_POD_LABELS["router"], namespace="other")
+    assert _admits(router, gateway, port=chart.ROUTER_CONTAINER_PORT) and not _admits(router, {"app": "anything"})
+    if spec is TLS_SPEC:
+        front = policies["demo-llm-gateway"]
+        assert _admits(front, {}, namespace="ingress-nginx", port=4000) and _admits(front, _pod_labels(files, "open-webui"))
+        assert not _admits(front, {"app": "anything"}) and not _admits(front, CHART_POD_LABELS["serving-engine"])
+        assert _admits(policies["demo-llm-open-webui"], {}, namespace="ingress-nginx", port=8080)
+    else:  # in-cluster clients call the gateway: no policy closes it
+        assert set(policies) == {"demo-llm-engines", "demo-llm-router"}

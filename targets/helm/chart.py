@@ -19,6 +19,7 @@ CONTAINER_PORT = 8000  # `servingEngineSpec.containerPort`: every engine listens
 DEFAULT_STARTUP_S = 15 + 10 * 60
 CACHE_DIR = "/data"  # where `pvcStorage` (or `pvcExistingClaimName`) is mounted, and HF_HOME points
 ROUTER_PORT = 80  # `routerSpec.servicePort` of `<release>-router-service`
+ROUTER_CONTAINER_PORT = 8000  # `routerSpec.containerPort`: the router pod's own port
 
 # `vllm serve` flags the chart writes itself from a key, and the key: the same flag in
 # `extraArgs` would be given twice (the chart's own example does this, anchors-k8s.md 2.13)

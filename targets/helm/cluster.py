@@ -18,6 +18,18 @@ DEFAULT_GPU_LABEL = "nvidia.com/gpu.product"  # the options' default, where the 
 
 
 @dataclass(frozen=True)
+class Ingress:
+    """How clients reach the gateway from outside the cluster: an Ingress that terminates
+    `gateway.tls` with a `kubernetes.io/tls` Secret (the operator's, or cert-manager's)."""
+
+    host: Optional[str]  # None: the rule matches any host
+    secret: str
+    issuer: Optional[str]  # a cert-manager ClusterIssuer that fills `secret`
+    class_name: Optional[str]  # None: the cluster's default IngressClass
+    files: tuple[str, str]  # `gateway.tls`'s cert and key: what the README creates the Secret from
+
+
+@dataclass(frozen=True)
 class Cluster:
     """How nodes name the GPU, where model weights are stored, where Prometheus is, which Secret
     holds each declared secret."""
@@ -37,6 +49,10 @@ class Cluster:
     secret_name: str  # the Secret that holds every declared secret not mapped elsewhere
     startup_budget_s: int = 0  # the slowest model's start with its weights read from the claim's storage
     secret_keys: tuple[tuple[str, tuple[str, str]], ...] = ()  # secret -> (Secret, key), where `secrets.X.k8s` says
+    ingress: Optional[Ingress] = None  # only with `gateway.tls`: without it nothing is reachable from outside
+    ingress_namespace: str = "ingress-nginx"  # whose pods alone reach the gateway through the Ingress
+    prometheus_namespace: str = "monitoring"  # whose pods scrape the engines and the router
+    client_key: Optional[str] = None  # the secret clients send the gateway, for the README's example
 
     def secret_ref(self, name: str) -> tuple[str, str]:
         """The Secret and key a declared secret is read from."""
@@ -60,6 +76,14 @@ def release_name(stack: str) -> str:
     return f"{stack}-llm"
 
 
+def _ingress(spec, k) -> Optional[Ingress]:
+    tls = spec.gateway.tls if spec.gateway else None
+    if tls is None:
+        return None
+    return Ingress(host=tls.host, secret=k.tls_secret or f"{spec.name}-gateway-tls", issuer=k.cert_issuer,
+                   class_name=k.ingress_class, files=(tls.cert, tls.key))
+
+
 def prepare(dep: Deployment, plan: "Plan") -> ClusterDeployment:
     stack = plan.stack
     spec, where = stack.spec, stack.where
@@ -80,9 +104,13 @@ def prepare(dep: Deployment, plan: "Plan") -> ClusterDeployment:
         storage_class=k.storage_class, model_cache_claim=k.model_cache_claim, model_cache_access=k.model_cache_access,
         prometheus_url=k.prometheus_url, monitor_labels=tuple(sorted(k.service_monitor_labels.items())),
         secret_template=k.secret_template, rollout_surge=spare >= largest, startup_budget_s=max(budgets, default=60),
-        secret_keys=secret_keys,
+        secret_keys=secret_keys, ingress=_ingress(spec, k), ingress_namespace=k.ingress_namespace,
+        prometheus_namespace=k.prometheus_namespace,
+        client_key=spec.gateway.api_key.secret if spec.gateway and spec.gateway.api_key else None,
     )
     found: list[Feature] = []
+    if cluster.ingress is not None and cluster.ingress.issuer and cluster.ingress.host is None:
+        found.append(Feature("k8s-issuer-without-host", where("kubernetes", "cert_issuer"), cluster.ingress.issuer))
     if cluster.gpu_label_value is None:
         span = where("kubernetes", "gpu_label") if given else where("hardware", "gpu")
         found.append(Feature("k8s-gpu-label-unknown", span, stack.gpu.id, label=k.gpu_label))

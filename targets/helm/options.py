@@ -43,6 +43,20 @@ class Kubernetes(_Strict):
         "http://prometheus-operated.monitoring.svc:9090", description="The Prometheus KEDA queries for autoscaling.")
     service_monitor_labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Labels your Prometheus selects ServiceMonitors by, e.g. `{release: kube-prometheus-stack}`.")
+    tls_secret: Optional[K8sName] = Field(
+        None, description="The `kubernetes.io/tls` Secret the gateway's Ingress serves (`gateway.tls`); default "
+        "`<stack>-gateway-tls`, which the README creates from `gateway.tls.cert` and `key`, or cert-manager fills.")
+    cert_issuer: Optional[K8sName] = Field(
+        None, description="A cert-manager ClusterIssuer that issues `tls_secret` for `gateway.tls.host` (needs the "
+        "host); without it the operator creates the Secret.")
+    ingress_class: Optional[K8sName] = Field(
+        None, description="The IngressClass of the gateway's Ingress; default: the cluster's default class.")
+    ingress_namespace: K8sName = Field(
+        "ingress-nginx", description="The namespace of the ingress controller's pods: with `gateway.tls`, only they "
+        "(and the chat UI) may reach the gateway.")
+    prometheus_namespace: K8sName = Field(
+        "monitoring", description="The namespace of the Prometheus that scrapes the stack: the only pods beside the "
+        "router and the gateway that may reach the engines' port (it serves their metrics).")
     secret_template: bool = Field(
         False, description="Also emit the Secret `<stack>-secrets` with every declared key and empty values, to fill in after install.")
 

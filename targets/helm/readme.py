@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stackc import output
 
-from . import chart
+from . import chart, network
 from .cluster import ClusterDeployment
 
 
@@ -63,5 +63,50 @@ def render(dep: ClusterDeployment, spec_name: str, secrets: list[tuple[str, str]
         f"The release name `{c.release}` is the one the secrets and this README assume; the objects stackc adds are",
         "named after whatever release name you use.",
         "",
+        *_reach(dep),
     ]
     return "\n".join(lines)
+
+
+def _reach(dep: ClusterDeployment) -> list[str]:
+    """How clients reach the gateway, and what else can reach what (network.py)."""
+    c = dep.cluster
+    assert c is not None
+    gateway = next(s for s in dep.services if s.role == "gateway")
+    inside = f"http://{c.release}-{gateway.name}.{c.namespace}.svc:{gateway.port}{network.API_PATH}"
+    lines = ["## 4. Reach the gateway", ""]
+    if c.ingress is None:
+        lines += [
+            "The gateway is a ClusterIP Service, and nothing is reachable from outside the cluster. Pods in",
+            f"the cluster call `{inside}`; to try it from your machine:",
+            "",
+            "```sh",
+            f"kubectl -n {c.namespace} port-forward svc/{c.release}-{gateway.name} {dep.gateway_port}:{gateway.port}",
+            "curl " + (f"-H \"Authorization: Bearer ${c.client_key}\" " if c.client_key else "")
+            + f"http://127.0.0.1:{dep.gateway_port}{network.API_PATH}/models",
+            "```",
+            "",
+            "To serve it outside the cluster, add `gateway.tls` to the spec: stackc then writes an Ingress",
+            "that terminates TLS.",
+            "",
+        ]
+    else:
+        ing = c.ingress
+        ui = " and `/` to the chat UI" if any(s.role == "ui" for s in dep.services) else ""
+        lines += [f"Clients use `https://{ing.host or '<the Ingress address>'}{network.API_PATH}`. The Ingress terminates TLS with the",
+                  f"Secret `{ing.secret}` and routes only `{network.API_PATH}` to the gateway{ui}; the gateway's metrics",
+                  "and admin routes are not routed.", ""]
+        if ing.issuer:
+            lines += [f"cert-manager issues `{ing.secret}` for `{ing.host}` from the ClusterIssuer `{ing.issuer}`.",
+                      "Point the name at the Ingress's address first, or the issuer's challenge fails.", ""]
+        else:
+            lines += ["Create the Secret from the certificate and key before installing (stackc never reads them):", "",
+                      "```sh",
+                      f"kubectl -n {c.namespace} create secret tls {ing.secret} --cert={ing.files[0]} --key={ing.files[1]}",
+                      "```", ""]
+        lines += [f"Inside the cluster the gateway is `{inside}`, but only the ingress controller",
+                  f"(namespace `{c.ingress_namespace}`), the chat UI and Prometheus may reach it.", ""]
+    lines += [f"Only the chart's router and Prometheus (namespace `{c.prometheus_namespace}`) may reach the engines,",
+              "and only the gateway and Prometheus the router: NetworkPolicies, enforced where the cluster's",
+              "network plugin enforces them (Calico, Cilium; not flannel alone).", ""]
+    return lines

@@ -9,7 +9,7 @@ from stackc.diagnostics import Diagnostic
 from stackc.ir import ConfigFile, Deployment, Endpoint, SecretRef, Service
 
 from ..base import Artifacts, Capabilities, Target
-from . import chart, cluster, models, readme
+from . import chart, cluster, models, network, readme
 from .cluster import ClusterDeployment
 from .objects import GPU_TOLERATION, RELEASE, Objects, escape
 from .options import SECTION
@@ -17,7 +17,8 @@ from .options import SECTION
 # `tiering.routing` as the chart router's `routingLogic`; it has no least-connections mode
 ROUTING_LOGIC = {"round-robin": "roundrobin", "session": "session", "prefix-aware": "prefixaware"}
 # the IR's services the chart's own objects or the cluster's monitoring stack replace
-REPLACED_ROLES = ("router", "metrics", "dashboards")
+# (the edge too: on a cluster the ingress controller terminates `gateway.tls`, see network.py)
+REPLACED_ROLES = ("router", "metrics", "dashboards", "edge")
 
 
 class HelmTarget(Target):
@@ -25,7 +26,7 @@ class HelmTarget(Target):
     description = "Kubernetes: values for the vLLM production-stack chart, plus the objects it lacks"
     capabilities = Capabilities(autoscaling=True, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=tuple(ROUTING_LOGIC), overflow=True, engines=("vllm",), weights=("hf",),
-                                replica_spans_nodes=False, gpu_sharing=False)
+                                replica_spans_nodes=False, gpu_sharing=False, tls_edge=True)
     section = SECTION
 
     def prepare(self, dep: Deployment, plan) -> ClusterDeployment:
@@ -41,6 +42,12 @@ class HelmTarget(Target):
                     "SC607", f"the catalog has no `{f.label}` value for `{f.detail}`; pods could not be placed on its nodes",
                     f.span, label="unknown node label",
                     help=f"set `kubernetes.gpu_label_value` to the value your nodes carry (`kubectl get nodes -L {f.label}`)"))
+            elif f.name == "k8s-issuer-without-host":
+                out.append(Diagnostic.error(
+                    "SC607", f"cert-manager cannot issue a certificate from `{f.detail}` without a host name", f.span,
+                    label="no host to issue for",
+                    help="set `gateway.tls.host` to the name clients connect to, or drop `kubernetes.cert_issuer` and "
+                         "create the TLS Secret yourself"))
             elif f.name == "k8s-cache-read-write-once":
                 out.append(Diagnostic.error(
                     "SC607", f"replicas of {', '.join(f.models)} on several nodes would share a ReadWriteOnce model cache, "
@@ -138,6 +145,11 @@ class HelmTarget(Target):
                 out += build.workload(s, render)
                 if monitored and s.metrics is not None:
                     out.append(build.service_monitor(s.name, "http", s.metrics.path))
+        gateway = next((s for s in dep.services if s.role == "gateway"), None)
+        ui = next((s for s in dep.services if s.role == "ui"), None)
+        if dep.cluster is not None and dep.cluster.ingress is not None and gateway is not None:
+            out.append(network.ingress(dep.cluster.ingress, gateway, ui))
+        out += network.policies(dep, gateway, ui)
         gpu_metrics = [s for s in dep.services if s.role == "gpu-metrics"]
         if gpu_metrics:  # one exporter per node in the IR; a DaemonSet here
             out += build.gpu_metrics(gpu_metrics[0])
