@@ -490,8 +490,10 @@ The target opens the gateway (and the chat UI, if there is one) on the machine's
 interfaces in plain HTTP, so the bearer key and every prompt and answer can be read by anyone on
 the path. Declare `gateway.tls` (a certificate and key by path; stackc never writes them) on a
 target that terminates TLS, or put a TLS-terminating proxy or load balancer in front and open
-the port only to it. A cluster target (helm) publishes nothing outside the cluster and does not
-warn.
+the port only to it. It is a warning on compose and systemd, and an error on terraform, whose
+machines have public IP addresses: a cloud stack is built with `gateway.tls` only. A cluster
+target (helm) publishes nothing outside the cluster without `gateway.tls` (then an Ingress
+terminates it) and does not warn.
 """),
 }
 

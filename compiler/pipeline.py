@@ -142,8 +142,10 @@ def emit(unit: Unit, target_name: str, spec_name: str) -> tuple[Optional[dict[st
     target = get(target_name)
     dep = target.prepare(unit.deployment, unit.plan)
     diags = sorted(target.check(dep), key=Diagnostic.sort_key)
-    if has_errors(diags):  # nothing is built, so nothing is published either
+    if has_errors(diags):
         from stackc.targets.base import WHEN_BUILT
 
-        return None, [d for d in diags if d.code not in WHEN_BUILT]
+        if any(d.is_error and d.code not in WHEN_BUILT for d in diags):  # refused for another reason: nothing is
+            diags = [d for d in diags if d.code not in WHEN_BUILT]      # built, so nothing is published either
+        return None, diags
     return target.emit(dep, spec_name), diags

@@ -41,13 +41,14 @@ class Capabilities:
     providers: Optional[tuple[str, ...]] = None  # clouds it provisions; None: it provisions nothing
     publishes: bool = False  # the gateway's port is opened on the machines' own interfaces (not a cluster's)
     tls_edge: bool = False  # it runs the edge that terminates `gateway.tls`
+    public_address: bool = False  # what it publishes gets an address on the internet (a cloud machine's public IP)
 
 
 def listed(names) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-WHEN_BUILT = frozenset({"SC716"})  # warnings about what a build would open: dropped when it is refused
+WHEN_BUILT = frozenset({"SC716"})  # about what a build would open: dropped when another error refuses it
 
 
 class Target:
@@ -138,9 +139,13 @@ class Target:
                 help=f"terminate TLS in front of it and remove `gateway.tls` for this target; "
                      f"{_the_targets(lambda c: c.tls_edge)} runs the edge itself")
         if f.name == "plain-edge" and c.publishes:
-            where_to = ("add `gateway.tls: {}` and place the certificate and key where it names them "
-                        "(docs/spec.md#gateway-tls)") if c.tls_edge else \
+            where_to = ("add `gateway.tls: {}` and give the stack a certificate and key where the target's "
+                        "docs say (docs/spec.md#gateway-tls)") if c.tls_edge else \
                 "put a TLS-terminating proxy or load balancer in front of it, and open the port to it only"
+            if c.public_address:  # on the internet, in clear: not built
+                return Diagnostic.error(
+                    "SC716", f"the {t} target publishes {f.detail} on a public address in plain HTTP: the API key "
+                             "and every prompt would cross the internet in clear", f.span, label="no TLS", help=where_to)
             return Diagnostic.warning(
                 "SC716", f"the {t} target publishes {f.detail} in plain HTTP: the API key and every prompt "
                          "cross the network in clear", f.span, label="no TLS", help=where_to)

@@ -203,17 +203,21 @@ def test_tls_is_built_where_the_target_terminates_it(tmp_path, target, codes):
     assert "SC716" not in {d.code for d in diags}  # TLS asked for: no plain-HTTP warning anywhere
 
 
-@pytest.mark.parametrize("target, warned, help_word", [("compose", True, "gateway.tls"), ("systemd", True, "gateway.tls"),
-                                                       ("terraform", True, "gateway.tls"), ("helm", False, "")])
-def test_a_plain_http_gateway_is_a_warning_where_the_target_publishes_it(tmp_path, target, warned, help_word):
+@pytest.mark.parametrize("target, severity", [("compose", "warning"), ("systemd", "warning"), ("terraform", "error"),
+                                              ("helm", None)])
+def test_a_plain_http_gateway_is_a_warning_where_published_and_an_error_on_a_public_address(tmp_path, target, severity):
     spec = TWO_REPLICAS if target != "terraform" else TWO_REPLICAS.replace(
         "gpus_per_node: 4}", "gpus_per_node: 4, provider: aws, region: us-east-1}")
     files, diags = emit(_unit(tmp_path, spec), target, "stack.yaml")
-    assert files is not None, diags
+    assert (files is None) == (severity == "error"), diags
     plain = [d for d in diags if d.code == "SC716"]
-    assert bool(plain) == warned
-    if warned:
-        assert plain[0].severity.value == "warning" and help_word in plain[0].help and plain[0].span.line == 7
+    assert [d.severity.value for d in plain] == ([severity] if severity else [])
+    if severity:
+        assert "gateway.tls" in plain[0].help and plain[0].span.line == 7
+    if target == "terraform":  # with TLS the same cloud stack builds, and says nothing about plain HTTP
+        tls = spec.replace("gateway: {api_key: {secret: STACK_API_KEY}}", "gateway: {api_key: {secret: STACK_API_KEY}, tls: {}}")
+        files, diags = emit(_unit(tmp_path, tls), target, "stack.yaml")
+        assert files is not None and "SC716" not in {d.code for d in diags}, diags
 
 
 def test_on_a_host_the_edge_reads_its_certificate_as_a_systemd_credential(tmp_path):

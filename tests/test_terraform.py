@@ -258,8 +258,11 @@ def build_spec(tmp_path, text: str):
     return files, [d.code for d in diags if d.is_error], shown
 
 
-CLOUD = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}",
-                        "hardware: {gpu: l40s, gpus_per_node: 1, provider: aws, region: us-east-1}")
+PLAIN_CLOUD = MINIMAL.replace("hardware: {gpu: l40s, gpus_per_node: 1}",
+                              "hardware: {gpu: l40s, gpus_per_node: 1, provider: aws, region: us-east-1}")
+# a cloud machine has a public address: plain HTTP there is SC716, so every cloud stack here has TLS
+CLOUD = PLAIN_CLOUD.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
+                            "gateway: {api_key: {secret: STACK_API_KEY}, tls: {}}")
 
 
 def test_own_servers_are_refused_and_every_cloud_is_emitted(tmp_path):
@@ -516,8 +519,8 @@ def test_no_nvme_disk_fails_the_boot_with_a_reason(tmp_path):
     assert result.returncode == 1 and "no local NVMe disk" in result.stderr and log == ""
 
 
-TLS_CLOUD = CLOUD.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
-                          "gateway: {port: 443, api_key: {secret: STACK_API_KEY}, tls: {}}")
+TLS_CLOUD = PLAIN_CLOUD.replace("gateway: {api_key: {secret: STACK_API_KEY}}",
+                                "gateway: {port: 443, api_key: {secret: STACK_API_KEY}, tls: {}}")
 
 
 @pytest.mark.parametrize("provider", ["aws", "gcp", "azure"])

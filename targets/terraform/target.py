@@ -33,7 +33,7 @@ class TerraformTarget(Target):
     description = "a Terraform module for a GPU cloud that boots into the stack (systemd units, or compose on one machine)"
     capabilities = Capabilities(autoscaling=False, multi_node=True, gpu_vendors=("nvidia",), kv_tiers=True,
                                 routing=ROUTING_MODES, overflow=True, engines=BOOTABLE_ENGINES,
-                                providers=tuple(CLOUDS), publishes=True, tls_edge=True)
+                                providers=tuple(CLOUDS), publishes=True, tls_edge=True, public_address=True)
     section = SECTION
 
     def prepare(self, dep: Deployment, plan) -> CloudDeployment:
