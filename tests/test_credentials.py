@@ -24,7 +24,7 @@ BASE = {
     "tiering": {"overflow": [{"name": "burst", "base_url": "https://api.together.xyz/v1",
                               "model": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
                               "api_key": {"secret": "BURST_API_KEY"}, "when": ["error"]}]},
-    "gateway": {"api_key": {"secret": "STACK_API_KEY"}},
+    "gateway": {"api_key": {"secret": "STACK_API_KEY"}, "tls": {}},  # on a cloud's public address: HTTPS only
     "secrets": {"HF_TOKEN": {}, "STACK_API_KEY": {}, "BURST_API_KEY": {}},
 }
 

@@ -35,7 +35,7 @@ class EchoTarget(Target):
     name = "echo"
     description = "one line per service: its name and image"
     capabilities = Capabilities(multi_node=True, gpu_vendors=("nvidia", "amd"), kv_tiers=True, overflow=True,
-                                routing=("round-robin", "least-load", "session", "prefix-aware"))
+                                routing=("round-robin", "least-load", "session", "prefix-aware"), tls_edge=True)
     section = SECTION
 
     def prepare(self, dep, plan):
