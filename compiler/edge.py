@@ -25,7 +25,9 @@ CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image r
 CERT = "gateway.pem"  # HAProxy loads `<crt>.key` beside a PEM that holds no key
 GATEWAY_TLS_PORT = 8443
 UI_TLS_PORT = 8444
-HEALTH_PORT = 8405  # /healthz, inside the stack only
+# /healthz, inside the stack only; not the router's 8405 (routing.STATS_PORT): on one host they share
+# loopback, and two HAProxy processes bound to one port (SO_REUSEPORT) would answer each other's checks
+HEALTH_PORT = 8406
 
 
 def edge(tls, gateway: Service, gateway_port: int, ui: Optional[Service], ui_port: int

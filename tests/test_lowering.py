@@ -228,6 +228,6 @@ def test_on_a_host_the_edge_reads_its_certificate_as_a_systemd_credential(tmp_pa
     assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in unit  # gateway.port 443
     config = files["config/edge/haproxy.cfg"].decode()
     assert 'bind 0.0.0.0:443 ssl crt "${CREDENTIALS_DIRECTORY}/gateway.pem"' in config
-    assert "bind 127.0.0.1:8405" in config  # its health check stays on loopback
+    assert "bind 127.0.0.1:8406" in config  # its health check stays on loopback
     gateway = files["units/demo-gateway.service"].decode()
     assert "--host 127.0.0.1" in gateway and "0.0.0.0" not in gateway

@@ -342,3 +342,18 @@ def test_the_gateway_calls_the_router_where_its_model_frontends_bind(files):
                 continue  # a hosted overflow destination
             assert port and port.group(1) != stats, entry
             assert port.group(1) in set(frontends.values()) | {p.decode() for p in engine_ports}, entry
+
+
+@pytest.mark.parametrize("files", [b[1] for b in BUILDS], ids=IDS)
+def test_no_two_services_of_a_node_listen_on_one_port(files):
+    """Read from the emitted files: every HAProxy `bind` of a node (the router's, the TLS edge's)
+    and every unit's readiness check is its own port. Two HAProxy processes on one port both bind
+    (SO_REUSEPORT) and answer each other's health checks: the edge once took the router's /healthz
+    for its own and served 503s."""
+    for name, node in nodes(files).items():
+        binds = [port for path, data in node.items() if path.endswith("haproxy.cfg")
+                 for port in re.findall(r"^  bind \S*:(\d+)", data.decode(), re.M)]
+        assert len(binds) == len(set(binds)), (name, sorted(binds))
+        checks = [url for path, data in node.items() if path.startswith("units/") and path.endswith(".service")
+                  for url in re.findall(r"^ExecStartPost=.*?(http://\S+)", data.decode(), re.M)]
+        assert len(checks) == len(set(checks)), (name, sorted(checks))
