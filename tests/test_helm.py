@@ -456,6 +456,9 @@ def test_cert_manager_issues_the_secret_for_the_host(tmp_path):
 
 
 def test_without_tls_nothing_is_reachable_from_outside(tmp_path):
+    files, codes, shown = build(tmp_path, MINIMAL + "kubernetes: {cert_issuer: letsencrypt}\n")
+    assert files is not None and ("SC607", "warning") in [(c, s.value) for c, s in codes] and "gateway.tls" in shown
+    assert "stack.yaml:8:" in shown  # the setting that does nothing
     files, codes, _ = build(tmp_path, MINIMAL)
     assert not _objects(files, "Ingress") and [s["spec"]["type"] for s in _objects(files, "Service")] == ["ClusterIP"]
     assert "SC716" not in {c for c, _ in codes}

@@ -109,6 +109,9 @@ def prepare(dep: Deployment, plan: "Plan") -> ClusterDeployment:
         client_key=spec.gateway.api_key.secret if spec.gateway and spec.gateway.api_key else None,
     )
     found: list[Feature] = []
+    unused = [key for key in ("tls_secret", "cert_issuer", "ingress_class") if given and key in given.model_fields_set]
+    if cluster.ingress is None and unused:  # set for an Ingress that is not written
+        found.append(Feature("k8s-ingress-unused", where("kubernetes", unused[0]), unused[0]))
     if cluster.ingress is not None and cluster.ingress.issuer and cluster.ingress.host is None:
         found.append(Feature("k8s-issuer-without-host", where("kubernetes", "cert_issuer"), cluster.ingress.issuer))
     if cluster.gpu_label_value is None:

@@ -48,6 +48,11 @@ class HelmTarget(Target):
                     label="no host to issue for",
                     help="set `gateway.tls.host` to the name clients connect to, or drop `kubernetes.cert_issuer` and "
                          "create the TLS Secret yourself"))
+            elif f.name == "k8s-ingress-unused":
+                out.append(Diagnostic.warning(
+                    "SC607", f"`kubernetes.{f.detail}` does nothing without `gateway.tls`: no Ingress is written", f.span,
+                    label="no Ingress", help="add `gateway.tls` (with `host`) to serve the gateway outside the cluster, "
+                                             "or remove this setting"))
             elif f.name == "k8s-cache-read-write-once":
                 out.append(Diagnostic.error(
                     "SC607", f"replicas of {', '.join(f.models)} on several nodes would share a ReadWriteOnce model cache, "
