@@ -42,7 +42,7 @@ def render(dep: CloudDeployment, spec_name: str, cloud: Cloud, module: Module) -
         cloud.put_secret,
         "```",
         "",
-        f"The gateway answers at `terraform output gateway_url` ("
+        "The gateway answers at `terraform output gateway_url` ("
         + (f"ports {', '.join(map(str, module.ports))} are" if len(module.ports) > 1 else f"port {module.ports[0]} is")
         + " open to",
         "`allowed_cidrs` only; SSH stays closed unless `ssh_cidrs` names a block). The first boot installs the engines and",
